@@ -1,0 +1,263 @@
+//! The SR-IOV model of a host: Physical Functions and their Virtual Functions,
+//! read from `bus/pci/devices`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::sysfs::{
+    list_dir, parse, read_link_name, read_number, read_numa_node, read_optional_string,
+    read_pci_id, read_pci_link,
+};
+use crate::{Error, PciAddress, Result, Sysfs};
+
+/// Drivers that take a VF away from the kernel network stack: such a VF has
+/// no netdev and is used from userspace (DPDK).
+pub const USERSPACE_DRIVERS: [&str; 3] = ["vfio-pci", "uio_pci_generic", "igb_uio"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhysicalFunction {
+    pub address: PciAddress,
+    pub vendor: u16,
+    pub device: u16,
+    pub driver: Option<String>,
+    pub netdevs: Vec<Netdev>,
+    pub total_vfs: u32,
+    pub num_vfs: u32,
+    pub numa_node: Option<u32>,
+    pub vfs: Vec<VirtualFunction>,
+}
+
+impl PhysicalFunction {
+    /// Whether any of its netdevs carries the host's default route.
+    pub fn carries_default_route(&self) -> bool {
+        self.netdevs.iter().any(|n| n.default_route)
+    }
+}
+
+/// A PF's kernel network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Netdev {
+    pub name: String,
+    pub link_type: LinkType,
+    pub phys_port_name: Option<String>,
+    pub phys_switch_id: Option<String>,
+    pub default_route: bool,
+}
+
+/// `net/<if>/type`, an ARPHRD number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    Infiniband,
+    Other(u32),
+}
+
+impl LinkType {
+    fn from_arphrd(value: u32) -> Self {
+        match value {
+            1 => LinkType::Ethernet,
+            32 => LinkType::Infiniband,
+            other => LinkType::Other(other),
+        }
+    }
+
+    /// The name the upstream device plugin's `linkTypes` selector uses.
+    pub fn name(&self) -> String {
+        match self {
+            LinkType::Ethernet => "ether".to_string(),
+            LinkType::Infiniband => "infiniband".to_string(),
+            LinkType::Other(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualFunction {
+    pub address: PciAddress,
+    pub pf: PciAddress,
+    /// N of the PF's `virtfnN` link: the index netlink uses for this VF.
+    pub index: u32,
+    pub vendor: u16,
+    pub device: u16,
+    pub driver: Option<String>,
+    /// Present when a kernel net driver is bound.
+    pub netdev: Option<String>,
+    pub iommu_group: Option<u32>,
+    pub numa_node: Option<u32>,
+}
+
+impl VirtualFunction {
+    /// Bound to a userspace I/O driver (vfio-pci, uio): no netdev to move.
+    pub fn is_userspace(&self) -> bool {
+        self.driver
+            .as_deref()
+            .is_some_and(|d| USERSPACE_DRIVERS.contains(&d))
+    }
+
+    /// `/dev/vfio/<group>`, for a VF bound to vfio-pci.
+    pub fn vfio_device(&self) -> Option<PathBuf> {
+        match (self.driver.as_deref(), self.iommu_group) {
+            (Some("vfio-pci"), Some(group)) => Some(PathBuf::from(format!("/dev/vfio/{group}"))),
+            _ => None,
+        }
+    }
+}
+
+/// The result of a scan: every PF that could be read, and what could not.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub pfs: Vec<PhysicalFunction>,
+    /// Devices skipped because their sysfs entries are broken; one broken
+    /// device never hides the others.
+    pub problems: Vec<Error>,
+}
+
+impl Sysfs {
+    /// Every SR-IOV capable PF with its VFs. `default_routes` names the
+    /// netdevs that carry a default route (see [`crate::default_route_interfaces`]).
+    pub fn scan(&self, default_routes: &HashSet<String>) -> Result<Inventory> {
+        let devices = self.pci_devices();
+        if !devices.is_dir() {
+            return Err(Error::Read {
+                path: devices,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        let mut inventory = Inventory::default();
+        for name in list_dir(&devices)? {
+            let path = devices.join(&name);
+            let pf = parse(&path, &name, "a PCI address")
+                .and_then(|address| self.read_pf(address, default_routes, &mut inventory.problems));
+            match pf {
+                Ok(Some(pf)) => inventory.pfs.push(pf),
+                Ok(None) => {}
+                Err(e) => inventory.problems.push(e),
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// One PF and its VFs; VFs that cannot be read are left out and returned
+    /// as problems.
+    pub fn physical_function(
+        &self,
+        address: PciAddress,
+        default_routes: &HashSet<String>,
+    ) -> Result<(PhysicalFunction, Vec<Error>)> {
+        let mut problems = Vec::new();
+        match self.read_pf(address, default_routes, &mut problems)? {
+            Some(pf) => Ok((pf, problems)),
+            None => Err(Error::NoSuchDevice(address)),
+        }
+    }
+
+    /// One VF, found from its own directory through `physfn`. This reads only
+    /// the VF and its PF's `virtfn` links, for callers on a hot path (the CNI).
+    pub fn virtual_function(&self, address: PciAddress) -> Result<VirtualFunction> {
+        let dir = self.pci_device(address);
+        if !dir.exists() {
+            return Err(Error::NoSuchDevice(address));
+        }
+        let pf = read_pci_link(self, &dir.join("physfn"))?
+            .ok_or(Error::NotAVirtualFunction(address))?;
+        // A broken link of another VF does not matter here.
+        for (index, vf) in self.virtfn_links(pf, &mut Vec::new())? {
+            if vf == address {
+                return self.read_vf(address, pf, index);
+            }
+        }
+        Err(Error::VfIndexNotFound { vf: address, pf })
+    }
+
+    /// The netdev names of a PCI function (`<device>/net/*`).
+    pub fn netdev_names(&self, address: PciAddress) -> Result<Vec<String>> {
+        list_dir(&self.pci_device(address).join("net"))
+    }
+
+    fn read_pf(
+        &self,
+        address: PciAddress,
+        default_routes: &HashSet<String>,
+        problems: &mut Vec<Error>,
+    ) -> Result<Option<PhysicalFunction>> {
+        let dir = self.pci_device(address);
+        let total_vfs_path = dir.join("sriov_totalvfs");
+        if !total_vfs_path.exists() {
+            return Ok(None);
+        }
+        let mut netdevs = Vec::new();
+        for name in self.netdev_names(address)? {
+            let net = dir.join("net").join(&name);
+            netdevs.push(Netdev {
+                link_type: LinkType::from_arphrd(read_number(&net.join("type"))?),
+                phys_port_name: read_optional_string(&net.join("phys_port_name"))?,
+                phys_switch_id: read_optional_string(&net.join("phys_switch_id"))?,
+                default_route: default_routes.contains(&name),
+                name,
+            });
+        }
+        let mut vfs = Vec::new();
+        for (index, vf) in self.virtfn_links(address, problems)? {
+            match self.read_vf(vf, address, index) {
+                Ok(vf) => vfs.push(vf),
+                Err(e) => problems.push(e),
+            }
+        }
+        Ok(Some(PhysicalFunction {
+            address,
+            vendor: read_pci_id(&dir.join("vendor"))?,
+            device: read_pci_id(&dir.join("device"))?,
+            driver: read_link_name(&dir.join("driver"))?,
+            netdevs,
+            total_vfs: read_number(&total_vfs_path)?,
+            num_vfs: read_number(&dir.join("sriov_numvfs"))?,
+            numa_node: read_numa_node(&dir.join("numa_node"))?,
+            vfs,
+        }))
+    }
+
+    /// The PF's `virtfnN` links as (N, VF address), by N. A broken link is
+    /// reported in `problems` and the others are kept.
+    fn virtfn_links(
+        &self,
+        pf: PciAddress,
+        problems: &mut Vec<Error>,
+    ) -> Result<Vec<(u32, PciAddress)>> {
+        let dir = self.pci_device(pf);
+        let mut links = Vec::new();
+        for name in list_dir(&dir)? {
+            let Some(index) = name.strip_prefix("virtfn") else {
+                continue;
+            };
+            let path = dir.join(&name);
+            let link = parse(&path, index, "virtfn followed by a VF index")
+                .and_then(|index| Ok((index, read_pci_link(self, &path)?)));
+            match link {
+                Ok((index, Some(vf))) => links.push((index, vf)),
+                Ok((_, None)) => {}
+                Err(e) => problems.push(e),
+            }
+        }
+        links.sort();
+        Ok(links)
+    }
+
+    fn read_vf(&self, address: PciAddress, pf: PciAddress, index: u32) -> Result<VirtualFunction> {
+        let dir = self.pci_device(address);
+        let iommu_group = match read_link_name(&dir.join("iommu_group"))? {
+            Some(name) => Some(parse(&dir.join("iommu_group"), &name, "an IOMMU group number")?),
+            None => None,
+        };
+        Ok(VirtualFunction {
+            address,
+            pf,
+            index,
+            vendor: read_pci_id(&dir.join("vendor"))?,
+            device: read_pci_id(&dir.join("device"))?,
+            driver: read_link_name(&dir.join("driver"))?,
+            netdev: self.netdev_names(address)?.into_iter().next(),
+            iommu_group,
+            numa_node: read_numa_node(&dir.join("numa_node"))?,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+use netlink_packet_route::link::{
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage, Prop,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use nix::errno::Errno;
+use std::os::fd::{AsFd, AsRawFd};
+
+use super::socket::{Failure, Netlink};
+use crate::{Error, MacAddress, Netns, Result};
+
+/// A network interface as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<MacAddress>,
+    pub mtu: u32,
+    pub up: bool,
+    pub altnames: Vec<String>,
+}
+
+impl Link {
+    pub(crate) fn from_message(message: &LinkMessage) -> Self {
+        let mut link = Link {
+            index: message.header.index,
+            name: String::new(),
+            mac: None,
+            mtu: 0,
+            up: message.header.flags.contains(LinkFlags::Up),
+            altnames: Vec::new(),
+        };
+        for attribute in &message.attributes {
+            match attribute {
+                LinkAttribute::IfName(name) => link.name = name.clone(),
+                LinkAttribute::Address(bytes) => link.mac = MacAddress::from_bytes(bytes),
+                LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+                LinkAttribute::PropList(props) => {
+                    for prop in props {
+                        if let Prop::AltIfName(name) = prop {
+                            link.altnames.push(name.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// A GETLINK request for one link by name, with `mask` as its extension
+/// filter (stats are always skipped: nothing here reads them).
+pub(crate) fn get_link_by_name(name: &str, mask: &[LinkExtentMask]) -> RouteNetlinkMessage {
+    let mut message = LinkMessage::default();
+    message.attributes.push(LinkAttribute::IfName(name.to_string()));
+    let mut mask = mask.to_vec();
+    mask.push(LinkExtentMask::SkipStats);
+    message.attributes.push(LinkAttribute::ExtMask(mask));
+    RouteNetlinkMessage::GetLink(message)
+}
+
+/// The one LinkMessage of a GETLINK reply.
+pub(crate) fn single_link(
+    replies: Vec<RouteNetlinkMessage>,
+    op: &'static str,
+    target: &str,
+) -> Result<LinkMessage> {
+    replies
+        .into_iter()
+        .find_map(|reply| match reply {
+            RouteNetlinkMessage::NewLink(message) => Some(message),
+            _ => None,
+        })
+        .ok_or_else(|| Failure::Decode("no link in the reply".into()).into_error(op, target))
+}
+
+fn not_found_as(name: &str) -> impl Fn(Failure) -> Error + '_ {
+    move |failure| match failure {
+        Failure::Kernel(Errno::ENODEV) => Error::NoSuchLink(name.to_string()),
+        other => other.into_error("get link", name),
+    }
+}
+
+impl Netlink {
+    /// A link by name (the kernel also matches altnames).
+    pub fn link(&mut self, name: &str) -> Result<Link> {
+        let replies = self
+            .get(get_link_by_name(name, &[]))
+            .map_err(not_found_as(name))?;
+        Ok(Link::from_message(&single_link(replies, "get link", name)?))
+    }
+
+    /// Every link in this socket's namespace.
+    pub fn links(&mut self) -> Result<Vec<Link>> {
+        let mut request = LinkMessage::default();
+        request
+            .attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let replies = self
+            .dump(RouteNetlinkMessage::GetLink(request))
+            .map_err(|f| f.into_error("list links", "in this namespace"))?;
+        Ok(replies
+            .iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(message) => Some(Link::from_message(message)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn set_link(&mut self, link: &Link, op: &'static str, fill: impl FnOnce(&mut LinkMessage)) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = link.index;
+        fill(&mut message);
+        self.change(RouteNetlinkMessage::SetLink(message), 0)
+            .map_err(|f| f.into_error(op, &link.name))
+    }
+
+    /// Renames a link; the kernel refuses (EBUSY) while it is up.
+    pub fn rename_link(&mut self, link: &Link, new_name: &str) -> Result<()> {
+        self.set_link(link, "rename link", |m| {
+            m.attributes.push(LinkAttribute::IfName(new_name.to_string()))
+        })
+    }
+
+    /// Moves a link into another network namespace; it keeps its name and
+    /// gets a new index there.
+    pub fn move_link_to_netns(&mut self, link: &Link, netns: &Netns) -> Result<()> {
+        let fd = netns.as_fd().as_raw_fd();
+        self.set_link(link, "move link to netns", |m| {
+            m.attributes.push(LinkAttribute::NetNsFd(fd))
+        })
+    }
+
+    pub fn set_link_mtu(&mut self, link: &Link, mtu: u32) -> Result<()> {
+        self.set_link(link, "set mtu", |m| m.attributes.push(LinkAttribute::Mtu(mtu)))
+    }
+
+    pub fn set_link_mac(&mut self, link: &Link, mac: MacAddress) -> Result<()> {
+        self.set_link(link, "set mac", |m| {
+            m.attributes.push(LinkAttribute::Address(mac.0.to_vec()))
+        })
+    }
+
+    pub fn set_link_up(&mut self, link: &Link) -> Result<()> {
+        self.set_link_flags(link, "set link up", LinkFlags::Up)
+    }
+
+    pub fn set_link_down(&mut self, link: &Link) -> Result<()> {
+        self.set_link_flags(link, "set link down", LinkFlags::empty())
+    }
+
+    fn set_link_flags(&mut self, link: &Link, op: &'static str, flags: LinkFlags) -> Result<()> {
+        self.set_link(link, op, |m| {
+            m.header.flags = flags;
+            m.header.change_mask = LinkFlags::Up;
+        })
+    }
+
+    /// Removes one alternative name. A VF keeps the altnames it was given in
+    /// the host (udev often adds one), and a stale altname in a pod can
+    /// collide with a name the pod needs.
+    pub fn delete_altname(&mut self, link: &Link, altname: &str) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = link.index;
+        message
+            .attributes
+            .push(LinkAttribute::PropList(vec![Prop::AltIfName(altname.to_string())]));
+        self.change(RouteNetlinkMessage::DelLinkProp(message), 0)
+            .map_err(|f| f.into_error("delete altname", format!("{altname} of {}", link.name)))
+    }
+}

@@ -1,0 +1,167 @@
+//! Reading sysfs files and links under an injectable root.
+//!
+//! Links are read with `read_link` and reduced to their file name, never
+//! canonicalized, so a fake tree in a temp dir reads exactly like `/sys`.
+
+use std::ffi::OsStr;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use nix::errno::Errno;
+
+use crate::{Error, PciAddress, Result};
+
+/// A sysfs tree: `/sys` on a host, a temp dir in tests.
+#[derive(Debug, Clone)]
+pub struct Sysfs {
+    root: PathBuf,
+}
+
+impl Default for Sysfs {
+    fn default() -> Self {
+        Sysfs::new("/sys")
+    }
+}
+
+impl Sysfs {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Sysfs { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `bus/pci/devices`, where every PCI function has a directory.
+    pub fn pci_devices(&self) -> PathBuf {
+        self.root.join("bus/pci/devices")
+    }
+
+    pub fn pci_device(&self, address: PciAddress) -> PathBuf {
+        self.pci_devices().join(address.to_string())
+    }
+
+    /// `class/net/<name>`: a netdev's directory, by name.
+    pub fn netdev(&self, name: &str) -> PathBuf {
+        self.root.join("class/net").join(name)
+    }
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A file's content without the trailing newline.
+pub(crate) fn read_string(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s.trim_end().to_string()),
+        Err(e) => Err(read_error(path, e)),
+    }
+}
+
+/// Like [`read_string`], but a file that is absent, or whose driver refuses
+/// to answer (`phys_port_name` gives EOPNOTSUPP on many NICs), is `None`.
+pub(crate) fn read_optional_string(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s.trim_end().to_string()).filter(|s| !s.is_empty())),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(read_error(path, e)),
+    }
+}
+
+fn is_absent(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound
+        || [Errno::EOPNOTSUPP, Errno::EINVAL, Errno::ENODEV]
+            .into_iter()
+            .any(|errno| e.raw_os_error() == Some(errno as i32))
+}
+
+pub(crate) fn parse<T: FromStr>(path: &Path, text: &str, expected: &'static str) -> Result<T> {
+    text.parse().map_err(|_| Error::Parse {
+        path: path.to_path_buf(),
+        value: text.to_string(),
+        expected,
+    })
+}
+
+pub(crate) fn read_number<T: FromStr>(path: &Path) -> Result<T> {
+    parse(path, &read_string(path)?, "a decimal number")
+}
+
+/// A PCI id file (`vendor`, `device`): `0x8086`.
+pub(crate) fn read_pci_id(path: &Path) -> Result<u16> {
+    let text = read_string(path)?;
+    text.strip_prefix("0x")
+        .filter(|hex| hex.len() == 4)
+        .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| Error::Parse {
+            path: path.to_path_buf(),
+            value: text.clone(),
+            expected: "a PCI id (0x followed by 4 hex digits)",
+        })
+}
+
+/// `numa_node`: `-1` (no affinity) and an absent file are both `None`.
+pub(crate) fn read_numa_node(path: &Path) -> Result<Option<u32>> {
+    match read_optional_string(path)? {
+        None => Ok(None),
+        Some(text) if text == "-1" => Ok(None),
+        Some(text) => parse(path, &text, "a NUMA node number or -1").map(Some),
+    }
+}
+
+/// The file name a symlink points to (`driver -> ../../../bus/pci/drivers/igbvf`
+/// gives `igbvf`); `None` if there is no such link.
+pub(crate) fn read_link_name(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_link(path) {
+        Ok(target) => match target.file_name().and_then(OsStr::to_str) {
+            Some(name) => Ok(Some(name.to_string())),
+            None => Err(Error::Parse {
+                path: path.to_path_buf(),
+                value: target.display().to_string(),
+                expected: "a link to a named file",
+            }),
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_error(path, e)),
+    }
+}
+
+/// A link to a sibling PCI device (`virtfn0`, `physfn`), checked to exist so
+/// that a dangling link is an error and not a phantom device.
+pub(crate) fn read_pci_link(sysfs: &Sysfs, path: &Path) -> Result<Option<PciAddress>> {
+    let Some(name) = read_link_name(path)? else {
+        return Ok(None);
+    };
+    let address = parse(path, &name, "a link to a PCI device")?;
+    let target = sysfs.pci_device(address);
+    if !target.exists() {
+        return Err(Error::DanglingLink {
+            path: path.to_path_buf(),
+            target,
+        });
+    }
+    Ok(Some(address))
+}
+
+/// The names in a directory, sorted; an absent directory is empty.
+pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_error(path, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| read_error(path, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
