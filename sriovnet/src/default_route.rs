@@ -19,7 +19,11 @@ pub fn default_route_interfaces(proc_net: &Path) -> Result<HashSet<String>> {
     let mut names = HashSet::new();
     if let Some(text) = read_optional_string(&proc_net.join("route"))? {
         // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-        for fields in text.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+        for fields in text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        {
             if let [iface, dest, _, flags, _, _, _, mask, ..] = fields[..] {
                 if dest == "00000000" && mask == "00000000" && is_usable(flags) {
                     names.insert(iface.to_string());
@@ -29,9 +33,16 @@ pub fn default_route_interfaces(proc_net: &Path) -> Result<HashSet<String>> {
     }
     if let Some(text) = read_optional_string(&proc_net.join("ipv6_route"))? {
         // dest plen src plen next_hop metric refcnt use flags iface
-        for fields in text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+        for fields in text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        {
             if let [dest, plen, _, _, _, _, _, _, flags, iface] = fields[..] {
-                if plen == "00" && dest.bytes().all(|b| b == b'0') && is_usable(flags) && iface != "lo" {
+                if plen == "00"
+                    && dest.bytes().all(|b| b == b'0')
+                    && is_usable(flags)
+                    && iface != "lo"
+                {
                     names.insert(iface.to_string());
                 }
             }

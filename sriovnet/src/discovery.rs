@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::sysfs::{
-    list_dir, parse, read_link_name, read_number, read_numa_node, read_optional_string,
+    list_dir, parse, read_link_name, read_numa_node, read_number, read_optional_string,
     read_pci_id, read_pci_link,
 };
 use crate::{Error, PciAddress, Result, Sysfs};
@@ -158,8 +158,8 @@ impl Sysfs {
         if !dir.exists() {
             return Err(Error::NoSuchDevice(address));
         }
-        let pf = read_pci_link(self, &dir.join("physfn"))?
-            .ok_or(Error::NotAVirtualFunction(address))?;
+        let pf =
+            read_pci_link(self, &dir.join("physfn"))?.ok_or(Error::NotAVirtualFunction(address))?;
         // A broken link of another VF does not matter here.
         for (index, vf) in self.virtfn_links(pf, &mut Vec::new())? {
             if vf == address {
@@ -245,7 +245,11 @@ impl Sysfs {
     fn read_vf(&self, address: PciAddress, pf: PciAddress, index: u32) -> Result<VirtualFunction> {
         let dir = self.pci_device(address);
         let iommu_group = match read_link_name(&dir.join("iommu_group"))? {
-            Some(name) => Some(parse(&dir.join("iommu_group"), &name, "an IOMMU group number")?),
+            Some(name) => Some(parse(
+                &dir.join("iommu_group"),
+                &name,
+                "an IOMMU group number",
+            )?),
             None => None,
         };
         Ok(VirtualFunction {

@@ -141,7 +141,10 @@ impl FakeSysfs {
         self.write(&format!("{dir}/numa_node"), &format!("{numa_node}\n"))?;
         if let Some(driver) = driver {
             fs::create_dir_all(self.path(&format!("bus/pci/drivers/{driver}")))?;
-            self.link(&format!("{dir}/driver"), &format!("../../../bus/pci/drivers/{driver}"))?;
+            self.link(
+                &format!("{dir}/driver"),
+                &format!("../../../bus/pci/drivers/{driver}"),
+            )?;
         }
         Ok(())
     }
@@ -170,19 +173,37 @@ impl FakeSysfs {
         let pf: PciAddress = address
             .parse()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        self.add_device(address, nic.vendor, nic.pf_device, Some(nic.pf_driver), numa_node)?;
+        self.add_device(
+            address,
+            nic.vendor,
+            nic.pf_device,
+            Some(nic.pf_driver),
+            numa_node,
+        )?;
         self.add_netdev(address, netdev)?;
         let dir = format!("bus/pci/devices/{address}");
-        self.write(&format!("{dir}/sriov_totalvfs"), &format!("{}\n", nic.total_vfs))?;
+        self.write(
+            &format!("{dir}/sriov_totalvfs"),
+            &format!("{}\n", nic.total_vfs),
+        )?;
         self.write(&format!("{dir}/sriov_numvfs"), &format!("{num_vfs}\n"))?;
         let mut vfs = Vec::new();
         for index in 0..num_vfs {
             let rid = routing_id(pf) + nic.vf_offset + nic.vf_stride * index;
             let vf = from_routing_id(pf.domain, rid).to_string();
-            self.add_device(&vf, nic.vendor, nic.vf_device, Some(nic.vf_driver), numa_node)?;
+            self.add_device(
+                &vf,
+                nic.vendor,
+                nic.vf_device,
+                Some(nic.vf_driver),
+                numa_node,
+            )?;
             self.add_netdev(&vf, &format!("{netdev}v{index}"))?;
             self.link(&format!("{dir}/virtfn{index}"), &format!("../{vf}"))?;
-            self.link(&format!("bus/pci/devices/{vf}/physfn"), &format!("../{address}"))?;
+            self.link(
+                &format!("bus/pci/devices/{vf}/physfn"),
+                &format!("../{address}"),
+            )?;
             let group = self.next_iommu_group.get();
             self.next_iommu_group.set(group + 1);
             fs::create_dir_all(self.path(&format!("kernel/iommu_groups/{group}")))?;

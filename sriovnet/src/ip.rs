@@ -46,9 +46,18 @@ mod tests {
 
     #[test]
     fn parses_both_families() {
-        assert_eq!("10.1.2.3/24".parse::<IpNetwork>().unwrap().to_string(), "10.1.2.3/24");
+        assert_eq!(
+            "10.1.2.3/24".parse::<IpNetwork>().unwrap().to_string(),
+            "10.1.2.3/24"
+        );
         assert_eq!("2001:db8::5/64".parse::<IpNetwork>().unwrap().prefix, 64);
-        for s in ["10.1.2.3", "10.1.2.3/33", "2001:db8::/129", "x/24", "10.1.2.3/-1"] {
+        for s in [
+            "10.1.2.3",
+            "10.1.2.3/33",
+            "2001:db8::/129",
+            "x/24",
+            "10.1.2.3/-1",
+        ] {
             assert!(s.parse::<IpNetwork>().is_err(), "{s}");
         }
     }

@@ -54,13 +54,25 @@ mod tests {
     fn parses_and_prints_lower_case() {
         let mac: MacAddress = "02:AB:cd:00:11:FF".parse().unwrap();
         assert_eq!(mac.to_string(), "02:ab:cd:00:11:ff");
-        assert_eq!(MacAddress::from_bytes(&[2, 0, 0, 0, 0, 1, 9, 9]).unwrap().to_string(), "02:00:00:00:00:01");
+        assert_eq!(
+            MacAddress::from_bytes(&[2, 0, 0, 0, 0, 1, 9, 9])
+                .unwrap()
+                .to_string(),
+            "02:00:00:00:00:01"
+        );
         assert!(MacAddress::from_bytes(&[1, 2]).is_none());
     }
 
     #[test]
     fn refuses_malformed() {
-        for s in ["", "02:ab:cd:00:11", "02:ab:cd:00:11:ff:00", "02-ab-cd-00-11-ff", "2:ab:cd:00:11:ff", "0g:ab:cd:00:11:ff"] {
+        for s in [
+            "",
+            "02:ab:cd:00:11",
+            "02:ab:cd:00:11:ff:00",
+            "02-ab-cd-00-11-ff",
+            "2:ab:cd:00:11:ff",
+            "0g:ab:cd:00:11:ff",
+        ] {
             assert!(s.parse::<MacAddress>().is_err(), "{s}");
         }
     }

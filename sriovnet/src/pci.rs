@@ -70,11 +70,23 @@ mod tests {
     #[test]
     fn refuses_anything_else() {
         for s in [
-            "", "01:10.0", "0000:01:10", "0000:01:20.0", "0000:01:10.8", "0000:1:10.0",
-            "../../../etc", "0000:01:10.0/..", "0000:01:10.0 ", "zzzz:01:10.0", "+000:01:10.0",
+            "",
+            "01:10.0",
+            "0000:01:10",
+            "0000:01:20.0",
+            "0000:01:10.8",
+            "0000:1:10.0",
+            "../../../etc",
+            "0000:01:10.0/..",
+            "0000:01:10.0 ",
+            "zzzz:01:10.0",
+            "+000:01:10.0",
         ] {
             let err = s.parse::<PciAddress>().unwrap_err();
-            assert!(err.to_string().contains("is not a PCI address"), "{s}: {err}");
+            assert!(
+                err.to_string().contains("is not a PCI address"),
+                "{s}: {err}"
+            );
         }
     }
 }

@@ -23,12 +23,16 @@ fn no_routes() -> HashSet<String> {
 #[test]
 fn intel_82576_with_seven_vfs() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 7, 0).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 7, 0)
+        .unwrap();
     assert_eq!(vfs[..3], ["0000:01:10.0", "0000:01:10.2", "0000:01:10.4"]);
 
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     assert!(inventory.problems.is_empty(), "{:?}", inventory.problems);
-    let [pf] = &inventory.pfs[..] else { panic!("{:?}", inventory.pfs) };
+    let [pf] = &inventory.pfs[..] else {
+        panic!("{:?}", inventory.pfs)
+    };
     assert_eq!(pf.address, addr("0000:01:00.0"));
     assert_eq!((pf.vendor, pf.device), (0x8086, 0x10c9));
     assert_eq!(pf.driver.as_deref(), Some("igb"));
@@ -56,7 +60,9 @@ fn intel_82576_with_seven_vfs() {
 #[test]
 fn sixty_four_vfs_are_ordered_by_index_not_by_name() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&MELLANOX_CX5, "0000:86:00.0", "ens1f0", 64, 1).unwrap();
+    let vfs = fake
+        .add_pf(&MELLANOX_CX5, "0000:86:00.0", "ens1f0", 64, 1)
+        .unwrap();
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     let pf = &inventory.pfs[0];
     assert_eq!(pf.vfs.len(), 64);
@@ -70,7 +76,9 @@ fn sixty_four_vfs_are_ordered_by_index_not_by_name() {
 #[test]
 fn vfs_past_a_bus_boundary_keep_their_addresses() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 256, 0).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 256, 0)
+        .unwrap();
     assert_eq!(vfs[255], "0000:3c:00.7");
     let pf = &fake.sysfs().scan(&no_routes()).unwrap().pfs[0];
     assert_eq!(pf.vfs[255].address, addr("0000:3c:00.7"));
@@ -80,7 +88,8 @@ fn vfs_past_a_bus_boundary_keep_their_addresses() {
 #[test]
 fn pf_with_no_vfs_enabled() {
     let (_dir, fake) = tree();
-    fake.add_pf(&INTEL_82576, "0000:02:00.0", "enp2s0", 0, -1).unwrap();
+    fake.add_pf(&INTEL_82576, "0000:02:00.0", "enp2s0", 0, -1)
+        .unwrap();
     let pf = &fake.sysfs().scan(&no_routes()).unwrap().pfs[0];
     assert_eq!((pf.total_vfs, pf.num_vfs), (7, 0));
     assert!(pf.vfs.is_empty());
@@ -90,7 +99,9 @@ fn pf_with_no_vfs_enabled() {
 #[test]
 fn vf_bound_to_vfio_pci_is_a_userspace_vf() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
+        .unwrap();
     fake.bind(&vfs[1], "vfio-pci").unwrap();
     let pf = &fake.sysfs().scan(&no_routes()).unwrap().pfs[0];
     let vf = &pf.vfs[1];
@@ -107,9 +118,13 @@ fn vf_bound_to_vfio_pci_is_a_userspace_vf() {
 #[test]
 fn vf_without_driver_has_neither_driver_nor_netdev() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 1, 0).unwrap();
-    fake.remove(&format!("bus/pci/devices/{}/driver", vfs[0])).unwrap();
-    fake.remove(&format!("bus/pci/devices/{}/net", vfs[0])).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 1, 0)
+        .unwrap();
+    fake.remove(&format!("bus/pci/devices/{}/driver", vfs[0]))
+        .unwrap();
+    fake.remove(&format!("bus/pci/devices/{}/net", vfs[0]))
+        .unwrap();
     let vf = fake.sysfs().virtual_function(addr(&vfs[0])).unwrap();
     assert!(!vf.is_userspace());
     assert_eq!((vf.driver, vf.netdev), (None, None));
@@ -118,28 +133,56 @@ fn vf_without_driver_has_neither_driver_nor_netdev() {
 #[test]
 fn dual_port_card() {
     let (_dir, fake) = tree();
-    let p0 = fake.add_pf(&MELLANOX_CX5, "0000:3b:00.0", "ens1f0", 4, 0).unwrap();
-    let p1 = fake.add_pf(&MELLANOX_CX5, "0000:3b:00.1", "ens1f1", 4, 0).unwrap();
+    let p0 = fake
+        .add_pf(&MELLANOX_CX5, "0000:3b:00.0", "ens1f0", 4, 0)
+        .unwrap();
+    let p1 = fake
+        .add_pf(&MELLANOX_CX5, "0000:3b:00.1", "ens1f1", 4, 0)
+        .unwrap();
     for (port, name) in [("p0", "ens1f0"), ("p1", "ens1f1")] {
-        fake.write(&format!("class/net/{name}/phys_port_name"), &format!("{port}\n")).unwrap();
-        fake.write(&format!("class/net/{name}/phys_switch_id"), "b8cef6000a1b2c3d\n").unwrap();
+        fake.write(
+            &format!("class/net/{name}/phys_port_name"),
+            &format!("{port}\n"),
+        )
+        .unwrap();
+        fake.write(
+            &format!("class/net/{name}/phys_switch_id"),
+            "b8cef6000a1b2c3d\n",
+        )
+        .unwrap();
     }
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     assert_eq!(inventory.pfs.len(), 2);
-    let [a, b] = &inventory.pfs[..] else { unreachable!() };
+    let [a, b] = &inventory.pfs[..] else {
+        unreachable!()
+    };
     assert_eq!(a.netdevs[0].phys_port_name.as_deref(), Some("p0"));
     assert_eq!(b.netdevs[0].phys_port_name.as_deref(), Some("p1"));
     assert_eq!(a.netdevs[0].phys_switch_id, b.netdevs[0].phys_switch_id);
-    assert_eq!(a.vfs.iter().map(|v| v.address.to_string()).collect::<Vec<_>>(), p0);
-    assert_eq!(b.vfs.iter().map(|v| v.address.to_string()).collect::<Vec<_>>(), p1);
+    assert_eq!(
+        a.vfs
+            .iter()
+            .map(|v| v.address.to_string())
+            .collect::<Vec<_>>(),
+        p0
+    );
+    assert_eq!(
+        b.vfs
+            .iter()
+            .map(|v| v.address.to_string())
+            .collect::<Vec<_>>(),
+        p1
+    );
     assert!(b.vfs.iter().all(|vf| vf.pf == b.address));
 }
 
 #[test]
 fn infiniband_link_type_and_default_route() {
     let (_dir, fake) = tree();
-    fake.add_pf(&MELLANOX_CX5, "0000:3b:00.0", "ib0", 1, 0).unwrap();
-    fake.add_pf(&INTEL_82576, "0000:01:00.0", "eno1", 1, 0).unwrap();
+    fake.add_pf(&MELLANOX_CX5, "0000:3b:00.0", "ib0", 1, 0)
+        .unwrap();
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "eno1", 1, 0)
+        .unwrap();
     fake.write("class/net/ib0/type", "32\n").unwrap();
     let routes = HashSet::from(["eno1".to_string()]);
     let inventory = fake.sysfs().scan(&routes).unwrap();
@@ -154,8 +197,10 @@ fn infiniband_link_type_and_default_route() {
 #[test]
 fn devices_without_sriov_are_not_pfs() {
     let (_dir, fake) = tree();
-    fake.add_device("0000:00:1f.2", 0x8086, 0xa352, Some("ahci"), 0).unwrap();
-    fake.add_device("0000:00:03.0", 0x1af4, 0x1041, Some("virtio-pci"), -1).unwrap();
+    fake.add_device("0000:00:1f.2", 0x8086, 0xa352, Some("ahci"), 0)
+        .unwrap();
+    fake.add_device("0000:00:03.0", 0x1af4, 0x1041, Some("virtio-pci"), -1)
+        .unwrap();
     fake.add_netdev("0000:00:03.0", "eth0").unwrap();
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     assert!(inventory.pfs.is_empty());
@@ -165,8 +210,11 @@ fn devices_without_sriov_are_not_pfs() {
 #[test]
 fn looking_up_one_vf() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 7, 0).unwrap();
-    fake.add_device("0000:00:03.0", 0x1af4, 0x1041, Some("virtio-pci"), -1).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 7, 0)
+        .unwrap();
+    fake.add_device("0000:00:03.0", 0x1af4, 0x1041, Some("virtio-pci"), -1)
+        .unwrap();
     let sysfs = fake.sysfs();
 
     let vf = sysfs.virtual_function(addr(&vfs[5])).unwrap();
@@ -187,7 +235,9 @@ fn looking_up_one_vf() {
 #[test]
 fn a_vf_its_pf_does_not_list_is_refused() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
+        .unwrap();
     fake.remove("bus/pci/devices/0000:01:00.0/virtfn1").unwrap();
     let err = fake.sysfs().virtual_function(addr(&vfs[1])).unwrap_err();
     assert!(matches!(err, Error::VfIndexNotFound { .. }), "{err}");
@@ -196,25 +246,40 @@ fn a_vf_its_pf_does_not_list_is_refused() {
 #[test]
 fn dangling_virtfn_link_is_reported_and_other_vfs_kept() {
     let (_dir, fake) = tree();
-    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0).unwrap();
-    fake.link("bus/pci/devices/0000:01:00.0/virtfn1", "../0000:01:10.6").unwrap();
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    fake.link("bus/pci/devices/0000:01:00.0/virtfn1", "../0000:01:10.6")
+        .unwrap();
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     let pf = &inventory.pfs[0];
     assert_eq!(pf.vfs.iter().map(|vf| vf.index).collect::<Vec<_>>(), [0, 2]);
-    let [problem] = &inventory.problems[..] else { panic!("{:?}", inventory.problems) };
+    let [problem] = &inventory.problems[..] else {
+        panic!("{:?}", inventory.problems)
+    };
     let text = problem.to_string();
-    assert!(text.contains("virtfn1") && text.contains("0000:01:10.6") && text.contains("does not exist"), "{text}");
+    assert!(
+        text.contains("virtfn1")
+            && text.contains("0000:01:10.6")
+            && text.contains("does not exist"),
+        "{text}"
+    );
 }
 
 #[test]
 fn missing_file_names_the_file() {
     let (_dir, fake) = tree();
-    let vfs = fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0).unwrap();
-    fake.remove(&format!("bus/pci/devices/{}/vendor", vfs[0])).unwrap();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
+        .unwrap();
+    fake.remove(&format!("bus/pci/devices/{}/vendor", vfs[0]))
+        .unwrap();
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     assert_eq!(inventory.pfs[0].vfs.len(), 1);
     let text = inventory.problems[0].to_string();
-    assert!(text.starts_with("read ") && text.contains(&format!("{}/vendor", vfs[0])), "{text}");
+    assert!(
+        text.starts_with("read ") && text.contains(&format!("{}/vendor", vfs[0])),
+        "{text}"
+    );
 
     let err = fake.sysfs().virtual_function(addr(&vfs[0])).unwrap_err();
     assert!(matches!(err, Error::Read { .. }), "{err}");
@@ -231,35 +296,56 @@ fn garbage_in_numeric_files_is_an_error_naming_file_and_value() {
         ("net/enp1s0/type", "ether\n", "a decimal number"),
     ] {
         let (_dir, fake) = tree();
-        fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 1, 0).unwrap();
-        fake.add_pf(&INTEL_82576, "0000:02:00.0", "enp2s0", 1, 0).unwrap();
-        fake.write(&format!("bus/pci/devices/0000:01:00.0/{file}"), garbage).unwrap();
+        fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 1, 0)
+            .unwrap();
+        fake.add_pf(&INTEL_82576, "0000:02:00.0", "enp2s0", 1, 0)
+            .unwrap();
+        fake.write(&format!("bus/pci/devices/0000:01:00.0/{file}"), garbage)
+            .unwrap();
         let inventory = fake.sysfs().scan(&no_routes()).unwrap();
         assert_eq!(inventory.pfs.len(), 1, "{file}: the good PF stays");
         assert_eq!(inventory.pfs[0].address, addr("0000:02:00.0"));
         let text = inventory.problems[0].to_string();
-        assert!(text.contains(file) && text.contains(garbage.trim()) && text.contains(expected), "{file}: {text}");
+        assert!(
+            text.contains(file) && text.contains(garbage.trim()) && text.contains(expected),
+            "{file}: {text}"
+        );
     }
 }
 
 #[test]
 fn garbage_in_the_device_list_is_reported() {
     let (_dir, fake) = tree();
-    fake.write("bus/pci/devices/not-a-device/vendor", "0x8086\n").unwrap();
-    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 1, 0).unwrap();
-    fake.link("bus/pci/devices/0000:01:10.0/iommu_group", "../../../kernel/iommu_groups/x").unwrap();
+    fake.write("bus/pci/devices/not-a-device/vendor", "0x8086\n")
+        .unwrap();
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 1, 0)
+        .unwrap();
+    fake.link(
+        "bus/pci/devices/0000:01:10.0/iommu_group",
+        "../../../kernel/iommu_groups/x",
+    )
+    .unwrap();
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
     assert_eq!(inventory.pfs.len(), 1);
     assert_eq!(inventory.problems.len(), 2, "{:?}", inventory.problems);
     let all: Vec<String> = inventory.problems.iter().map(|p| p.to_string()).collect();
     assert!(all.iter().any(|p| p.contains("not-a-device")), "{all:?}");
-    assert!(all.iter().any(|p| p.contains("iommu_group") && p.contains("\"x\"")), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|p| p.contains("iommu_group") && p.contains("\"x\"")),
+        "{all:?}"
+    );
 }
 
 #[test]
 fn a_missing_tree_is_an_error() {
-    let err = Sysfs::new("/nonexistent/sys").scan(&no_routes()).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/sys/bus/pci/devices"), "{err}");
+    let err = Sysfs::new("/nonexistent/sys")
+        .scan(&no_routes())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/sys/bus/pci/devices"),
+        "{err}"
+    );
 }
 
 #[test]

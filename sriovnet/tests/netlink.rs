@@ -65,7 +65,9 @@ fn rename_mtu_mac_and_up_down_on_a_veth() {
 
     nl.set_link_up(&renamed).unwrap();
     assert!(nl.link("net1").unwrap().up);
-    let [shown] = &ip_json(&ns, "link show net1")[..] else { panic!() };
+    let [shown] = &ip_json(&ns, "link show net1")[..] else {
+        panic!()
+    };
     assert_eq!(shown["mtu"], 1400);
     assert_eq!(shown["address"], "02:00:00:aa:bb:cc");
     assert!(shown["flags"].as_array().unwrap().contains(&"UP".into()));
@@ -76,7 +78,9 @@ fn rename_mtu_mac_and_up_down_on_a_veth() {
     assert_eq!(err.to_string(), "rename link net1: EEXIST");
 
     nl.set_link_down(&renamed).unwrap();
-    let [shown] = &ip_json(&ns, "link show net1")[..] else { panic!() };
+    let [shown] = &ip_json(&ns, "link show net1")[..] else {
+        panic!()
+    };
     assert!(!shown["flags"].as_array().unwrap().contains(&"UP".into()));
 }
 
@@ -85,8 +89,18 @@ fn a_missing_link_is_named() {
     let ns = private_netns();
     let mut nl = Netlink::open_in(&ns).unwrap();
     let err = nl.link("nosuch0").unwrap_err();
-    assert!(matches!(err, Error::NoSuchLink(ref n) if n == "nosuch0"), "{err}");
-    assert_eq!(nl.links().unwrap().iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["lo"]);
+    assert!(
+        matches!(err, Error::NoSuchLink(ref n) if n == "nosuch0"),
+        "{err}"
+    );
+    assert_eq!(
+        nl.links()
+            .unwrap()
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["lo"]
+    );
 }
 
 #[test]
@@ -141,15 +155,23 @@ fn addresses_and_routes_inside_a_target_namespace() {
         .unwrap();
     }
 
-    let [shown] = &ip_json(&ns, "address show dev net1")[..] else { panic!() };
+    let [shown] = &ip_json(&ns, "address show dev net1")[..] else {
+        panic!()
+    };
     let addresses: Vec<String> = shown["addr_info"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
         .collect();
-    assert!(addresses.contains(&"10.10.0.5/24".to_string()), "{addresses:?}");
-    assert!(addresses.contains(&"2001:db8::5/64".to_string()), "{addresses:?}");
+    assert!(
+        addresses.contains(&"10.10.0.5/24".to_string()),
+        "{addresses:?}"
+    );
+    assert!(
+        addresses.contains(&"2001:db8::5/64".to_string()),
+        "{addresses:?}"
+    );
 
     let v4_routes = ip_json(&ns, "-4 route show");
     let has = |routes: &[Value], dst: &str, gw: Option<&str>| {
@@ -157,11 +179,20 @@ fn addresses_and_routes_inside_a_target_namespace() {
             r["dst"] == dst && r["dev"] == "net1" && r.get("gateway").and_then(Value::as_str) == gw
         })
     };
-    assert!(has(&v4_routes, "default", Some("10.10.0.1")), "{v4_routes:?}");
-    assert!(has(&v4_routes, "192.168.77.0/24", Some("10.10.0.254")), "{v4_routes:?}");
+    assert!(
+        has(&v4_routes, "default", Some("10.10.0.1")),
+        "{v4_routes:?}"
+    );
+    assert!(
+        has(&v4_routes, "192.168.77.0/24", Some("10.10.0.254")),
+        "{v4_routes:?}"
+    );
     assert!(has(&v4_routes, "10.20.0.0/16", None), "{v4_routes:?}");
     let v6_routes = ip_json(&ns, "-6 route show");
-    assert!(has(&v6_routes, "default", Some("2001:db8::1")), "{v6_routes:?}");
+    assert!(
+        has(&v6_routes, "default", Some("2001:db8::1")),
+        "{v6_routes:?}"
+    );
 
     let err = nl.add_address(&link, v4).unwrap_err();
     assert_eq!(err.to_string(), "add address 10.10.0.5/24 to net1: EEXIST");
@@ -181,12 +212,18 @@ fn delete_an_altname() {
     assert_eq!(nl.link("enp9s0f0v3").unwrap().index, link.index);
 
     nl.delete_altname(&link, "enp9s0f0v3").unwrap();
-    let [shown] = &ip_json(&ns, "link show sv0")[..] else { panic!() };
+    let [shown] = &ip_json(&ns, "link show sv0")[..] else {
+        panic!()
+    };
     assert!(shown.get("altnames").is_none(), "{shown}");
     assert!(nl.link("sv0").unwrap().altnames.is_empty());
 
     let err = nl.delete_altname(&link, "enp9s0f0v3").unwrap_err();
-    assert!(err.to_string().starts_with("delete altname enp9s0f0v3 of sv0: "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("delete altname enp9s0f0v3 of sv0: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -196,8 +233,16 @@ fn vf_requests_are_well_formed_and_a_veth_refuses_them() {
     let mut nl = Netlink::open_in(&ns).unwrap();
     let settings = [
         VfSetting::Mac("02:00:00:00:00:07".parse().unwrap()),
-        VfSetting::Vlan { vlan: 100, qos: 3, proto: VlanProto::Dot1Q },
-        VfSetting::Vlan { vlan: 100, qos: 0, proto: VlanProto::Dot1Ad },
+        VfSetting::Vlan {
+            vlan: 100,
+            qos: 3,
+            proto: VlanProto::Dot1Q,
+        },
+        VfSetting::Vlan {
+            vlan: 100,
+            qos: 0,
+            proto: VlanProto::Dot1Ad,
+        },
         VfSetting::SpoofCheck(false),
         VfSetting::Trust(true),
         VfSetting::LinkState(VfLinkState::Enable),
@@ -208,17 +253,28 @@ fn vf_requests_are_well_formed_and_a_veth_refuses_them() {
     for setting in settings {
         let err = nl.set_vf("pf0", 2, setting).unwrap_err();
         assert_eq!(err.errno(), Some(Errno::EOPNOTSUPP), "{setting:?}: {err}");
-        assert_eq!(err.to_string(), format!("{} on pf0 vf 2: EOPNOTSUPP", setting.op()));
+        assert_eq!(
+            err.to_string(),
+            format!("{} on pf0 vf 2: EOPNOTSUPP", setting.op())
+        );
     }
     assert_eq!(
-        nl.set_vf("pf0", 2, VfSetting::LinkState(VfLinkState::Enable)).unwrap_err().to_string(),
+        nl.set_vf("pf0", 2, VfSetting::LinkState(VfLinkState::Enable))
+            .unwrap_err()
+            .to_string(),
         "set link_state on pf0 vf 2: EOPNOTSUPP"
     );
 
     assert!(nl.vf_states("pf0").unwrap().is_empty());
     let err = nl.vf_state("pf0", 0).unwrap_err();
     assert_eq!(err.to_string(), "pf0 has no vf 0");
-    assert!(matches!(nl.vf_states("nosuch0"), Err(Error::Netlink { errno: Errno::ENODEV, .. })));
+    assert!(matches!(
+        nl.vf_states("nosuch0"),
+        Err(Error::Netlink {
+            errno: Errno::ENODEV,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -237,7 +293,10 @@ fn run_enters_the_namespace_on_a_fresh_thread_only() {
 #[test]
 fn namespace_errors_are_named() {
     let err = Netns::open("/nonexistent/netns").unwrap_err();
-    assert_eq!(err.to_string(), "open network namespace /nonexistent/netns: ENOENT");
+    assert_eq!(
+        err.to_string(),
+        "open network namespace /nonexistent/netns: ENOENT"
+    );
     let not_a_netns = Netns::open("/proc/self/ns/uts").unwrap();
     let err = not_a_netns.run(|| Ok(())).unwrap_err();
     assert_eq!(err.to_string(), "enter network namespace: EINVAL");

@@ -21,9 +21,16 @@ impl Netlink {
         message.header.family = family(network.address);
         message.header.prefix_len = network.prefix;
         message.header.index = link.index;
-        message.attributes.push(AddressAttribute::Local(network.address));
-        message.attributes.push(AddressAttribute::Address(network.address));
-        self.change(RouteNetlinkMessage::NewAddress(message), NLM_F_CREATE | NLM_F_EXCL)
-            .map_err(|f| f.into_error("add address", format!("{network} to {}", link.name)))
+        message
+            .attributes
+            .push(AddressAttribute::Local(network.address));
+        message
+            .attributes
+            .push(AddressAttribute::Address(network.address));
+        self.change(
+            RouteNetlinkMessage::NewAddress(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(|f| f.into_error("add address", format!("{network} to {}", link.name)))
     }
 }

@@ -1,6 +1,4 @@
-use netlink_packet_route::link::{
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage, Prop,
-};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage, Prop};
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
 use std::os::fd::{AsFd, AsRawFd};
@@ -52,7 +50,9 @@ impl Link {
 /// filter (stats are always skipped: nothing here reads them).
 pub(crate) fn get_link_by_name(name: &str, mask: &[LinkExtentMask]) -> RouteNetlinkMessage {
     let mut message = LinkMessage::default();
-    message.attributes.push(LinkAttribute::IfName(name.to_string()));
+    message
+        .attributes
+        .push(LinkAttribute::IfName(name.to_string()));
     let mut mask = mask.to_vec();
     mask.push(LinkExtentMask::SkipStats);
     message.attributes.push(LinkAttribute::ExtMask(mask));
@@ -108,7 +108,12 @@ impl Netlink {
             .collect())
     }
 
-    fn set_link(&mut self, link: &Link, op: &'static str, fill: impl FnOnce(&mut LinkMessage)) -> Result<()> {
+    fn set_link(
+        &mut self,
+        link: &Link,
+        op: &'static str,
+        fill: impl FnOnce(&mut LinkMessage),
+    ) -> Result<()> {
         let mut message = LinkMessage::default();
         message.header.index = link.index;
         fill(&mut message);
@@ -119,7 +124,8 @@ impl Netlink {
     /// Renames a link; the kernel refuses (EBUSY) while it is up.
     pub fn rename_link(&mut self, link: &Link, new_name: &str) -> Result<()> {
         self.set_link(link, "rename link", |m| {
-            m.attributes.push(LinkAttribute::IfName(new_name.to_string()))
+            m.attributes
+                .push(LinkAttribute::IfName(new_name.to_string()))
         })
     }
 
@@ -133,7 +139,9 @@ impl Netlink {
     }
 
     pub fn set_link_mtu(&mut self, link: &Link, mtu: u32) -> Result<()> {
-        self.set_link(link, "set mtu", |m| m.attributes.push(LinkAttribute::Mtu(mtu)))
+        self.set_link(link, "set mtu", |m| {
+            m.attributes.push(LinkAttribute::Mtu(mtu))
+        })
     }
 
     pub fn set_link_mac(&mut self, link: &Link, mac: MacAddress) -> Result<()> {
@@ -165,7 +173,9 @@ impl Netlink {
         message.header.index = link.index;
         message
             .attributes
-            .push(LinkAttribute::PropList(vec![Prop::AltIfName(altname.to_string())]));
+            .push(LinkAttribute::PropList(vec![Prop::AltIfName(
+                altname.to_string(),
+            )]));
         self.change(RouteNetlinkMessage::DelLinkProp(message), 0)
             .map_err(|f| f.into_error("delete altname", format!("{altname} of {}", link.name)))
     }

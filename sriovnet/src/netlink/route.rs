@@ -44,16 +44,28 @@ impl Netlink {
         if route.destination.prefix > 0 {
             message
                 .attributes
-                .push(RouteAttribute::Destination(route_address(route.destination.address)));
+                .push(RouteAttribute::Destination(route_address(
+                    route.destination.address,
+                )));
         }
         if let Some(gateway) = route.gateway {
-            message.attributes.push(RouteAttribute::Gateway(route_address(gateway)));
+            message
+                .attributes
+                .push(RouteAttribute::Gateway(route_address(gateway)));
         }
-        message.attributes.push(RouteAttribute::Oif(route.link_index));
-        self.change(RouteNetlinkMessage::NewRoute(message), NLM_F_CREATE | NLM_F_EXCL)
-            .map_err(|f| {
-                let via = route.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
-                f.into_error("add route", format!("{}{via}", route.destination))
-            })
+        message
+            .attributes
+            .push(RouteAttribute::Oif(route.link_index));
+        self.change(
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(|f| {
+            let via = route
+                .gateway
+                .map(|g| format!(" via {g}"))
+                .unwrap_or_default();
+            f.into_error("add route", format!("{}{via}", route.destination))
+        })
     }
 }

@@ -65,21 +65,35 @@ impl Netlink {
     }
 
     /// Sends a request that changes something and waits for the kernel's ack.
-    pub(crate) fn change(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<(), Failure> {
+    pub(crate) fn change(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(), Failure> {
         self.execute(message, NLM_F_ACK | flags).map(drop)
     }
 
     /// Sends a request for one object and returns the kernel's replies.
-    pub(crate) fn get(&mut self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+    pub(crate) fn get(
+        &mut self,
+        message: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         self.execute(message, NLM_F_ACK)
     }
 
     /// Sends a dump request and returns every object.
-    pub(crate) fn dump(&mut self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+    pub(crate) fn dump(
+        &mut self,
+        message: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         self.execute(message, NLM_F_DUMP)
     }
 
-    fn execute(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+    fn execute(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         self.sequence = self.sequence.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
@@ -121,8 +135,11 @@ impl Netlink {
     /// single GETLINK with far more than a page.
     fn receive(&mut self) -> Result<Vec<u8>, Failure> {
         let mut probe = Vec::new();
-        let length = retry_interrupted(|| self.socket.recv(&mut probe, libc::MSG_PEEK | libc::MSG_TRUNC))
-            .map_err(Failure::Kernel)?;
+        let length = retry_interrupted(|| {
+            self.socket
+                .recv(&mut probe, libc::MSG_PEEK | libc::MSG_TRUNC)
+        })
+        .map_err(Failure::Kernel)?;
         let mut datagram = Vec::with_capacity(length);
         retry_interrupted(|| self.socket.recv(&mut datagram, 0)).map_err(Failure::Kernel)?;
         Ok(datagram)

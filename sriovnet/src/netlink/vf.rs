@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use netlink_packet_route::link::{
-    self as nl, LinkAttribute, LinkExtentMask, LinkMessage, LinkVfInfo, VfInfo, VfVlan,
-    VfVlanInfo, VlanProtocol,
+    self as nl, LinkAttribute, LinkExtentMask, LinkMessage, LinkVfInfo, VfInfo, VfVlan, VfVlanInfo,
+    VlanProtocol,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -97,12 +97,19 @@ pub struct VfState {
 pub enum VfSetting {
     Mac(MacAddress),
     /// VLAN 0 removes the tag; QoS is the 802.1p priority (0-7).
-    Vlan { vlan: u16, qos: u8, proto: VlanProto },
+    Vlan {
+        vlan: u16,
+        qos: u8,
+        proto: VlanProto,
+    },
     SpoofCheck(bool),
     Trust(bool),
     LinkState(VfLinkState),
     /// Mbps; the kernel sets both limits at once.
-    Rate { min: u32, max: u32 },
+    Rate {
+        min: u32,
+        max: u32,
+    },
 }
 
 impl VfSetting {
@@ -122,12 +129,17 @@ impl VfSetting {
         match self {
             VfSetting::Mac(mac) => VfInfo::Mac(nl::VfInfoMac::new(vf, &mac.0)),
             // The VLAN list form is the only one that carries the protocol.
-            VfSetting::Vlan { vlan, qos, proto } => VfInfo::VlanList(vec![VfVlan::Info(
-                VfVlanInfo::new(vf, vlan.into(), qos.into(), match proto {
-                    VlanProto::Dot1Q => VlanProtocol::Ieee8021Q,
-                    VlanProto::Dot1Ad => VlanProtocol::Ieee8021Ad,
-                }),
-            )]),
+            VfSetting::Vlan { vlan, qos, proto } => {
+                VfInfo::VlanList(vec![VfVlan::Info(VfVlanInfo::new(
+                    vf,
+                    vlan.into(),
+                    qos.into(),
+                    match proto {
+                        VlanProto::Dot1Q => VlanProtocol::Ieee8021Q,
+                        VlanProto::Dot1Ad => VlanProtocol::Ieee8021Ad,
+                    },
+                ))])
+            }
             VfSetting::SpoofCheck(on) => VfInfo::SpoofCheck(nl::VfInfoSpoofCheck::new(vf, on)),
             VfSetting::Trust(on) => VfInfo::Trust(nl::VfInfoTrust::new(vf, on)),
             VfSetting::LinkState(state) => VfInfo::LinkState(nl::VfInfoLinkState::new(
@@ -146,10 +158,14 @@ impl VfSetting {
 /// The SETLINK request that applies `setting` to VF `vf` of the PF named `pf`.
 fn set_vf_request(pf: &str, vf: u32, setting: VfSetting) -> RouteNetlinkMessage {
     let mut message = LinkMessage::default();
-    message.attributes.push(LinkAttribute::IfName(pf.to_string()));
-    message.attributes.push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![
-        setting.to_attribute(vf),
-    ])]));
+    message
+        .attributes
+        .push(LinkAttribute::IfName(pf.to_string()));
+    message
+        .attributes
+        .push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![
+            setting.to_attribute(vf)
+        ])]));
     RouteNetlinkMessage::SetLink(message)
 }
 
@@ -195,7 +211,9 @@ fn vf_state_of(info: &LinkVfInfo) -> VfState {
                     _ => VfLinkState::Auto,
                 }
             }
-            VfInfo::Rate(r) => (state.min_tx_rate, state.max_tx_rate) = (r.min_tx_rate, r.max_tx_rate),
+            VfInfo::Rate(r) => {
+                (state.min_tx_rate, state.max_tx_rate) = (r.min_tx_rate, r.max_tx_rate)
+            }
             _ => {}
         }
     }
@@ -254,7 +272,8 @@ mod tests {
         let mut bytes = vec![0; packet.buffer_len()];
         packet.serialize(&mut bytes);
         let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
-        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(message)) = parsed.payload else {
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(message)) = parsed.payload
+        else {
             panic!("not a SETLINK: {:?}", parsed.payload);
         };
         assert!(message
@@ -271,7 +290,11 @@ mod tests {
         let (_, s) = round_trip(VfSetting::Mac(mac));
         assert_eq!((s.index, s.mac), (5, mac));
 
-        let (_, s) = round_trip(VfSetting::Vlan { vlan: 4094, qos: 7, proto: VlanProto::Dot1Ad });
+        let (_, s) = round_trip(VfSetting::Vlan {
+            vlan: 4094,
+            qos: 7,
+            proto: VlanProto::Dot1Ad,
+        });
         assert_eq!((s.vlan, s.qos, s.vlan_proto), (4094, 7, VlanProto::Dot1Ad));
 
         let (_, s) = round_trip(VfSetting::SpoofCheck(true));
@@ -280,13 +303,20 @@ mod tests {
         assert!(s.trust);
         let (_, s) = round_trip(VfSetting::LinkState(VfLinkState::Disable));
         assert_eq!(s.link_state, VfLinkState::Disable);
-        let (_, s) = round_trip(VfSetting::Rate { min: 100, max: 2500 });
+        let (_, s) = round_trip(VfSetting::Rate {
+            min: 100,
+            max: 2500,
+        });
         assert_eq!((s.min_tx_rate, s.max_tx_rate), (100, 2500));
     }
 
     #[test]
     fn vlan_is_sent_as_a_vlan_list_with_the_protocol_in_network_order() {
-        let (bytes, _) = round_trip(VfSetting::Vlan { vlan: 100, qos: 3, proto: VlanProto::Dot1Ad });
+        let (bytes, _) = round_trip(VfSetting::Vlan {
+            vlan: 100,
+            qos: 3,
+            proto: VlanProto::Dot1Ad,
+        });
         // struct ifla_vf_vlan_info { u32 vf; u32 vlan; u32 qos; __be16 proto; }
         let info: Vec<u8> = [5u32, 100, 3]
             .iter()
@@ -314,8 +344,14 @@ mod tests {
     #[test]
     fn vf_link_state_and_vlan_proto_parse_config_spellings() {
         assert_eq!("802.1AD".parse::<VlanProto>().unwrap(), VlanProto::Dot1Ad);
-        assert!("802.1x".parse::<VlanProto>().unwrap_err().contains("802.1x"));
-        assert_eq!("enable".parse::<VfLinkState>().unwrap(), VfLinkState::Enable);
+        assert!("802.1x"
+            .parse::<VlanProto>()
+            .unwrap_err()
+            .contains("802.1x"));
+        assert_eq!(
+            "enable".parse::<VfLinkState>().unwrap(),
+            VfLinkState::Enable
+        );
         assert!("on".parse::<VfLinkState>().is_err());
     }
 }

@@ -1,0 +1,39 @@
+//! The kubelet gRPC APIs a device plugin speaks, with tonic server and client
+//! types for each. The `.proto` files under `proto/` say which Kubernetes
+//! release they match.
+
+/// Device plugin API: `Registration` (served by kubelet) and `DevicePlugin`
+/// (served by the plugin).
+pub mod deviceplugin {
+    pub mod v1beta1 {
+        tonic::include_proto!("v1beta1");
+
+        /// The version string a plugin registers with.
+        pub const VERSION: &str = "v1beta1";
+        pub const HEALTHY: &str = "Healthy";
+        pub const UNHEALTHY: &str = "Unhealthy";
+        /// Where kubelet expects plugin sockets and serves `kubelet.sock`.
+        pub const DEVICE_PLUGIN_PATH: &str = "/var/lib/kubelet/device-plugins";
+        pub const KUBELET_SOCKET: &str = "kubelet.sock";
+    }
+}
+
+/// Pod resources API, served by kubelet.
+pub mod podresources {
+    pub mod v1 {
+        tonic::include_proto!("v1");
+
+        pub const KUBELET_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";
+    }
+}
+
+/// Plugin watcher registration API, served by the plugin.
+pub mod pluginregistration {
+    pub mod v1 {
+        tonic::include_proto!("pluginregistration");
+
+        /// Where kubelet's plugin watcher looks for plugin sockets.
+        pub const PLUGINS_REGISTRY_PATH: &str = "/var/lib/kubelet/plugins_registry";
+        pub const DEVICE_PLUGIN: &str = "DevicePlugin";
+    }
+}

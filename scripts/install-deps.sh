@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need on a fresh Debian bookworm machine
+# (run as root). Installs only what is missing, so a second run is quick.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null; then
+    echo "install-deps: cargo not found; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+
+packages=()
+command -v ip >/dev/null || packages+=(iproute2)   # netns and link tests check with ip
+command -v cc >/dev/null || packages+=(gcc libc6-dev)
+
+if ((${#packages[@]})); then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component"
+    fi
+done

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite. Run as root on Debian bookworm: the netlink and
+# namespace tests use the real kernel in private network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo test --workspace --all-features
