@@ -22,3 +22,7 @@ for component in rustfmt clippy; do
         rustup component add "$component"
     fi
 done
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest
+fi
