@@ -12,10 +12,6 @@ impl MacAddress {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         bytes.get(..6)?.try_into().ok().map(MacAddress)
     }
-
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
 }
 
 impl FromStr for MacAddress {

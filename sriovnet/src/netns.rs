@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
@@ -17,7 +17,6 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct Netns {
     file: File,
-    path: PathBuf,
 }
 
 impl Netns {
@@ -29,19 +28,12 @@ impl Netns {
             path: path.to_path_buf(),
             errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         })?;
-        Ok(Netns {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Netns { file })
     }
 
     /// The namespace of the calling thread.
     pub fn current() -> Result<Self> {
         Netns::open("/proc/thread-self/ns/net")
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `work` on a new thread inside this namespace and returns its result.

@@ -41,11 +41,6 @@ impl Sysfs {
     pub fn pci_device(&self, address: PciAddress) -> PathBuf {
         self.pci_devices().join(address.to_string())
     }
-
-    /// `class/net/<name>`: a netdev's directory, by name.
-    pub fn netdev(&self, name: &str) -> PathBuf {
-        self.root.join("class/net").join(name)
-    }
 }
 
 fn read_error(path: &Path, source: std::io::Error) -> Error {
