@@ -10,7 +10,7 @@ has_igb_qemu() {
         qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'
 }
 
-if ! has_igb_qemu || ! command -v busybox >/dev/null || ! command -v cpio >/dev/null; then
+if ! has_igb_qemu || ! dpkg -s busybox-static >/dev/null 2>&1 || ! command -v cpio >/dev/null; then
     backports=/etc/apt/sources.list.d/sriov-lab-backports.sources
     if [ ! -f "$backports" ]; then
         # The machine's own first Debian entry, with the suite changed: no host name is written here.
