@@ -44,8 +44,8 @@ timeout "${LAB_TIMEOUT:-600}" qemu-system-x86_64 \
     -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init" ||
     status=$?
 
-grep '^lab: ' "$console" | tr -d '\r' || true
-summary=$(grep -a '^lab: [0-9]* passed, [0-9]* failed' "$console" | tr -d '\r' || true)
+grep -ao 'lab: .*' "$console" | tr -d '\r' || true
+summary=$(grep -ao 'lab: [0-9]* passed, [0-9]* failed' "$console" | tr -d '\r' || true)
 if [ "$status" -ne 0 ] || [ -z "$summary" ] || ! echo "$summary" | grep -q ' 0 failed'; then
     echo "lab: failed (qemu exit $status, accel $accel); guest console:" >&2
     tr -d '\r' <"$console" >&2
