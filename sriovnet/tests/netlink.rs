@@ -54,6 +54,10 @@ fn rename_mtu_mac_and_up_down_on_a_veth() {
     let mut nl = Netlink::open_in(&ns).unwrap();
     let link = nl.link("sv0").unwrap();
     assert!(!link.up);
+    // A dump with several links in one datagram.
+    let mut names: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+    names.sort();
+    assert_eq!(names, ["lo", "sv0", "sv1"]);
 
     let mac: MacAddress = "02:00:00:aa:bb:cc".parse().unwrap();
     nl.set_link_mtu(&link, 1400).unwrap();
