@@ -198,6 +198,19 @@ fn addresses_and_routes_inside_a_target_namespace() {
         "{v6_routes:?}"
     );
 
+    // Read back through our own dumps too, as CHECK does.
+    let read = nl.addresses(&link).unwrap();
+    assert!(read.contains(&v4) && read.contains(&v6), "{read:?}");
+    let read = nl.routes(link.index).unwrap();
+    for (destination, gateway) in routes {
+        let wanted = Route {
+            destination: destination.parse().unwrap(),
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            link_index: link.index,
+        };
+        assert!(read.contains(&wanted), "{wanted:?} not in {read:?}");
+    }
+
     let err = nl.add_address(&link, v4).unwrap_err();
     assert_eq!(err.to_string(), "add address 10.10.0.5/24 to net1: EEXIST");
     // None of it leaked into the namespace the tests run in.
@@ -228,6 +241,15 @@ fn delete_an_altname() {
             .starts_with("delete altname enp9s0f0v3 of sv0: "),
         "{err}"
     );
+
+    // And given back, as DEL does.
+    nl.add_altname(&link, "enp9s0f0v3").unwrap();
+    let [shown] = &ip_json(&ns, "link show sv0")[..] else {
+        panic!()
+    };
+    assert_eq!(shown["altnames"][0], "enp9s0f0v3");
+    // A veth has no parent device; a VF's is its PCI address (the lab checks that).
+    assert_eq!(nl.link("sv0").unwrap().parent_device, None);
 }
 
 #[test]

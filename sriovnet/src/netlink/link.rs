@@ -15,6 +15,10 @@ pub struct Link {
     pub mtu: u32,
     pub up: bool,
     pub altnames: Vec<String>,
+    /// The bus address of the device behind the link (`0000:01:10.0` for a
+    /// PCI function), in any namespace: how a VF netdev is found after it
+    /// was renamed or moved.
+    pub parent_device: Option<String>,
 }
 
 impl Link {
@@ -26,12 +30,14 @@ impl Link {
             mtu: 0,
             up: message.header.flags.contains(LinkFlags::Up),
             altnames: Vec::new(),
+            parent_device: None,
         };
         for attribute in &message.attributes {
             match attribute {
                 LinkAttribute::IfName(name) => link.name = name.clone(),
                 LinkAttribute::Address(bytes) => link.mac = MacAddress::from_bytes(bytes),
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+                LinkAttribute::ParentDevName(name) => link.parent_device = Some(name.clone()),
                 LinkAttribute::PropList(props) => {
                     for prop in props {
                         if let Prop::AltIfName(name) = prop {
@@ -165,6 +171,15 @@ impl Netlink {
         })
     }
 
+    /// Adds an alternative name (to give a VF back the ones it had).
+    pub fn add_altname(&mut self, link: &Link, altname: &str) -> Result<()> {
+        self.change(
+            RouteNetlinkMessage::NewLinkProp(altname_message(link, altname)),
+            0,
+        )
+        .map_err(|f| f.into_error("add altname", format!("{altname} to {}", link.name)))
+    }
+
     /// Removes one alternative name. A VF keeps the altnames it was given in
     /// the host (udev often adds one), and a stale altname in a pod can
     /// collide with a name the pod needs.
@@ -179,4 +194,15 @@ impl Netlink {
         self.change(RouteNetlinkMessage::DelLinkProp(message), 0)
             .map_err(|f| f.into_error("delete altname", format!("{altname} of {}", link.name)))
     }
+}
+
+fn altname_message(link: &Link, altname: &str) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message.header.index = link.index;
+    message
+        .attributes
+        .push(LinkAttribute::PropList(vec![Prop::AltIfName(
+            altname.to_string(),
+        )]));
+    message
 }

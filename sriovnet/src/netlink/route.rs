@@ -2,7 +2,7 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::IpAddr;
 
 use super::address::family;
@@ -28,7 +28,63 @@ fn route_address(address: IpAddr) -> RouteAddress {
     }
 }
 
+fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
 impl Netlink {
+    /// The unicast routes of the main table that leave through `link_index`,
+    /// both families.
+    pub fn routes(&mut self, link_index: u32) -> Result<Vec<Route>> {
+        let mut routes = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut request = RouteMessage::default();
+            request.header.address_family = family;
+            let replies = self
+                .dump(RouteNetlinkMessage::GetRoute(request))
+                .map_err(|f| f.into_error("list routes of link", link_index))?;
+            for reply in replies {
+                let RouteNetlinkMessage::NewRoute(message) = reply else {
+                    continue;
+                };
+                if message.header.kind != RouteType::Unicast {
+                    continue;
+                }
+                let (mut destination, mut gateway, mut oif, mut table) =
+                    (None, None, None, u32::from(message.header.table));
+                for attribute in &message.attributes {
+                    match attribute {
+                        RouteAttribute::Destination(a) => destination = ip_of(a),
+                        RouteAttribute::Gateway(a) => gateway = ip_of(a),
+                        RouteAttribute::Oif(index) => oif = Some(*index),
+                        RouteAttribute::Table(t) => table = *t,
+                        _ => {}
+                    }
+                }
+                if oif != Some(link_index) || table != u32::from(RT_TABLE_MAIN) {
+                    continue;
+                }
+                let unspecified = match family {
+                    AddressFamily::Inet6 => IpAddr::from([0u16; 8]),
+                    _ => IpAddr::from([0u8; 4]),
+                };
+                routes.push(Route {
+                    destination: IpNetwork {
+                        address: destination.unwrap_or(unspecified),
+                        prefix: message.header.destination_prefix_length,
+                    },
+                    gateway,
+                    link_index,
+                });
+            }
+        }
+        Ok(routes)
+    }
+
     /// Adds a route, as `ip route add` does.
     pub fn add_route(&mut self, route: &Route) -> Result<()> {
         let mut message = RouteMessage::default();
