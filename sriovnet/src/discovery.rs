@@ -169,6 +169,11 @@ impl Sysfs {
         Err(Error::VfIndexNotFound { vf: address, pf })
     }
 
+    /// The driver bound to a PCI function, if any.
+    pub fn driver(&self, address: PciAddress) -> Result<Option<String>> {
+        read_link_name(&self.pci_device(address).join("driver"))
+    }
+
     /// The netdev names of a PCI function (`<device>/net/*`).
     pub fn netdev_names(&self, address: PciAddress) -> Result<Vec<String>> {
         list_dir(&self.pci_device(address).join("net"))

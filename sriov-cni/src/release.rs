@@ -1,0 +1,88 @@
+//! Undoing an attachment from its record: the one way back that DEL, GC and
+//! a failed ADD all take.
+
+use sriovnet::{Errno, Netlink, PciAddress};
+
+use crate::host::Host;
+use crate::log::Log;
+use crate::state::{Record, Store};
+use crate::{ipam, netdev, vf_config};
+use crate::{Error, Result};
+
+/// Puts the VF back as the record says it was, releases its IPAM lease and
+/// drops the record. What is already gone (namespace, netdev, the VF
+/// itself) is skipped; a real failure keeps the record so a retry can finish.
+pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Log) -> Result<()> {
+    let device: PciAddress = record
+        .device_id
+        .parse()
+        .map_err(|_| Error::Decode(format!("state file: bad device {}", record.device_id)))?;
+    let gone = !host.sysfs.pci_device(device).exists();
+    let mut failures = Vec::new();
+    if let (false, false, Some(original)) = (gone, record.userspace, &record.netdev) {
+        if let Err(e) =
+            netdev::bring_home(host, device, &record.ifname, &record.netns, original, log)
+        {
+            failures.push(e);
+        }
+    }
+    if !gone {
+        if let Err(e) = restore_pf_side(host, device, record, log) {
+            failures.push(e);
+        }
+    }
+    if let Err(e) = release_ipam(record, args) {
+        failures.push(e);
+    }
+    if let Some(path) = &record.device_info_file {
+        let _ = std::fs::remove_file(path);
+    }
+    match failures.into_iter().next() {
+        Some(e) => Err(e),
+        None => store.remove(&record.device_id),
+    }
+}
+
+fn restore_pf_side(host: &Host, device: PciAddress, record: &Record, log: &Log) -> Result<()> {
+    let Some(pf_side) = &record.pf_side else {
+        return Ok(());
+    };
+    let original = pf_side.to_state(record.vf_index)?;
+    let mut netlink = Netlink::open()?;
+    let driver = host.sysfs.driver(device)?.unwrap_or_default();
+    for name in &record.changed {
+        let Some(setting) = vf_config::original(name, &original) else {
+            continue;
+        };
+        match netlink.set_vf(&record.pf, record.vf_index, setting) {
+            Ok(()) => {}
+            // igb refuses to take back a MAC until the VF netdev has been
+            // opened and closed once since the pod's MAC was set.
+            Err(e) if name == "mac" && e.errno() == Some(Errno::EADDRNOTAVAIL) => {
+                log.debug(&format!("{e}; cycling the VF netdev and retrying"));
+                netdev::toggle_in_host(host, device)?;
+                vf_config::apply(&mut netlink, &record.pf, record.vf_index, setting, &driver)?;
+            }
+            Err(e) => return Err(Error::VfSetting(format!("restore: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+fn release_ipam(record: &Record, args: &str) -> Result<()> {
+    let conf = crate::config::NetConf::parse(record.config.as_bytes())?;
+    let Some(plugin) = conf.ipam.as_deref() else {
+        return Ok(());
+    };
+    ipam::run(&ipam::Call {
+        plugin,
+        command: "DEL",
+        container_id: &record.container_id,
+        netns: &record.netns,
+        ifname: &record.ifname,
+        args,
+        cni_path: &record.cni_path,
+        config: record.config.as_bytes(),
+    })
+    .map(drop)
+}
