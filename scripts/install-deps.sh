@@ -11,6 +11,7 @@ fi
 packages=()
 command -v ip >/dev/null || packages+=(iproute2)   # netns and link tests check with ip
 command -v cc >/dev/null || packages+=(gcc libc6-dev)
+[ -x /usr/lib/cni/host-local ] || packages+=(containernetworking-plugins) # real IPAM for the CNI tests
 
 if ((${#packages[@]})); then
     apt-get update -qq

@@ -17,6 +17,27 @@ use crate::{Error, Result};
 pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> Result<Value> {
     env.require_attachment(true)?;
     let device = conf.require_device()?;
+    let store = Store::new(&host.state_dir);
+    let _lock = store.lock(device)?;
+    if let Some(existing) = store.load(&device.to_string())? {
+        if existing.container_id == env.container_id && existing.ifname == env.ifname {
+            return Err(Error::Config(format!(
+                "{device} is already attached to container {} as {}",
+                existing.container_id, existing.ifname
+            )));
+        }
+        if Netns::open(&existing.netns).is_ok() {
+            return Err(Error::TryAgainLater(format!(
+                "{device} is attached to sandbox {} ({}), which is still alive",
+                existing.container_id, existing.netns
+            )));
+        }
+        log.warning(&format!(
+            "{device} was left by sandbox {} whose namespace is gone; restoring it first",
+            existing.container_id
+        ));
+        release(host, &store, &existing, "", log)?;
+    }
     // The security boundary: only an SR-IOV VF of this host, never the
     // host's own uplink.
     let vf = host.sysfs.virtual_function(device)?;
@@ -45,27 +66,6 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
             ))
         })?;
 
-    let store = Store::new(&host.state_dir);
-    let _lock = store.lock(device)?;
-    if let Some(existing) = store.load(&device.to_string())? {
-        if existing.container_id == env.container_id && existing.ifname == env.ifname {
-            return Err(Error::Config(format!(
-                "{device} is already attached to container {} as {}",
-                existing.container_id, existing.ifname
-            )));
-        }
-        if Netns::open(&existing.netns).is_ok() {
-            return Err(Error::TryAgainLater(format!(
-                "{device} is attached to sandbox {} ({}), which is still alive",
-                existing.container_id, existing.netns
-            )));
-        }
-        log.warning(&format!(
-            "{device} was left by sandbox {} whose namespace is gone; restoring it first",
-            existing.container_id
-        ));
-        release(host, &store, &existing, "", log)?;
-    }
     let pod = Netns::open(&env.netns).map_err(|e| Error::UnknownContainer(e.to_string()))?;
 
     let mut netlink = Netlink::open()?;
@@ -106,6 +106,7 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
         userspace: vf.is_userspace(),
         pf_side: original.as_ref().map(PfSide::from),
         changed: settings.iter().map(|(name, _)| name.to_string()).collect(),
+        pod_mac: mac.map(|m| m.to_string()),
         netdev: netdev_state,
         config: String::from_utf8_lossy(stdin).into_owned(),
         cni_path: env.path.clone(),

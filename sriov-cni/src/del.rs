@@ -32,7 +32,7 @@ pub fn del(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
             // the VF out of the pod if it is there, and release IPAM.
             if let (Some(device), Ok(pod)) = (conf.device_id, Netns::open(&env.netns)) {
                 let mut in_pod = Netlink::open_in(&pod)?;
-                if let Some(link) = netdev::find(&mut in_pod, device, &env.ifname)?
+                if let Some(link) = netdev::find(&mut in_pod, device, &env.ifname, &[])?
                     .filter(|l| l.parent_device.as_deref() == Some(device.to_string().as_str()))
                 {
                     log.info(&format!(

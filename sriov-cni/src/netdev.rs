@@ -44,18 +44,27 @@ pub fn move_to_pod(
     Ok((in_pod, link))
 }
 
-/// Finds the VF in a namespace: by its PCI address, or by the name ADD gave
-/// it when the kernel does not report the parent device.
-pub fn find(netlink: &mut Netlink, device: PciAddress, name: &str) -> Result<Option<Link>> {
+/// Finds the VF in a namespace: by its PCI address; else by its transit
+/// name, which only it carries; else, where the kernel does not report the
+/// parent device, by `name` if the link has one of the MACs the VF can have.
+/// A pod's own interfaces are never taken for the VF.
+pub fn find(
+    netlink: &mut Netlink,
+    device: PciAddress,
+    name: &str,
+    macs: &[MacAddress],
+) -> Result<Option<Link>> {
     let pci = device.to_string();
+    let transit = transit_name(device);
     let links = netlink.links()?;
     let by_parent = links
         .iter()
         .find(|l| l.parent_device.as_deref() == Some(pci.as_str()));
-    let by_name = links
-        .iter()
-        .find(|l| l.name == name && l.parent_device.is_none());
-    Ok(by_parent.or(by_name).cloned())
+    let by_transit = links.iter().find(|l| l.name == transit);
+    let by_name = links.iter().find(|l| {
+        l.name == name && l.parent_device.is_none() && l.mac.is_some_and(|m| macs.contains(&m))
+    });
+    Ok(by_parent.or(by_transit).or(by_name).cloned())
 }
 
 /// Puts the VF netdev back in the host namespace as it was: name, MAC, MTU,
@@ -67,13 +76,16 @@ pub fn bring_home(
     pod_ifname: &str,
     netns: &str,
     original: &NetdevState,
+    pod_mac: Option<MacAddress>,
     log: &Log,
 ) -> Result<()> {
     let mut netlink = Netlink::open()?;
     let transit = transit_name(device);
+    let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
     if let Ok(pod) = Netns::open(netns) {
         let mut in_pod = Netlink::open_in(&pod)?;
-        if let Some(link) = find(&mut in_pod, device, pod_ifname)? {
+        let macs: Vec<MacAddress> = pod_mac.into_iter().chain(original_mac).collect();
+        if let Some(link) = find(&mut in_pod, device, pod_ifname, &macs)? {
             in_pod.set_link_down(&link)?;
             if link.name != transit {
                 in_pod.rename_link(&link, &transit)?;
@@ -121,8 +133,7 @@ pub fn bring_home(
             Err(e) => return Err(e.into()),
         }
     }
-    let mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
-    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
+    if let Some(mac) = original_mac.filter(|m| link.mac != Some(*m)) {
         netlink.set_link_mac(&link, mac)?;
     }
     if link.mtu != original.mtu {

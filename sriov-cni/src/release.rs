@@ -20,9 +20,9 @@ pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Lo
     let gone = !host.sysfs.pci_device(device).exists();
     let mut failures = Vec::new();
     if let (false, false, Some(original)) = (gone, record.userspace, &record.netdev) {
-        if let Err(e) =
-            netdev::bring_home(host, device, &record.ifname, &record.netns, original, log)
-        {
+        let pod_mac = record.pod_mac.as_deref().and_then(|m| m.parse().ok());
+        let (ifname, netns) = (&record.ifname, &record.netns);
+        if let Err(e) = netdev::bring_home(host, device, ifname, netns, original, pod_mac, log) {
             failures.push(e);
         }
     }

@@ -29,6 +29,8 @@ pub struct Record {
     pub pf_side: Option<PfSide>,
     /// The PF-side settings ADD made (`mac`, `vlan`, ...), to be undone.
     pub changed: Vec<String>,
+    /// The MAC the pod was to get, if one was asked for.
+    pub pod_mac: Option<String>,
     /// The VF netdev before ADD.
     pub netdev: Option<NetdevState>,
     /// The network config ADD got, for releasing IPAM from GC.
@@ -210,6 +212,7 @@ mod tests {
             userspace: false,
             pf_side: Some(PfSide::from(&VfState::default())),
             changed: vec!["vlan".into()],
+            pod_mac: None,
             netdev: None,
             config: "{}".into(),
             cni_path: "/opt/cni/bin".into(),
