@@ -11,7 +11,8 @@ version=$(ls "$kernel/lib/modules")
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
-mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,lib/modules,lab}
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,lib/modules,lab,var/lib}
+ln -s ../run "$root/var/run"
 cp /bin/busybox "$root/bin/busybox"
 for applet in $(busybox --list); do
     case $applet in ip | sh | busybox) ;; *) ln -s busybox "$root/bin/$applet" ;; esac
@@ -26,6 +27,7 @@ copy_with_libs() {
 }
 copy_with_libs /bin/dash /bin/sh
 copy_with_libs "$(command -v ip)" /sbin/ip
+copy_with_libs /usr/lib/cni/host-local /usr/lib/cni/host-local
 for binary in "$@"; do
     copy_with_libs "$binary" "/bin/$(basename "$binary")"
 done

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${LAB_CACHE:-/var/cache/sriov-lab}
 
 "$here/setup.sh"
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-device-plugin
+cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-device-plugin -p sriov-cni
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriovnet --example vf
 target=${CARGO_TARGET_DIR:-$here/../target}
 
@@ -16,7 +16,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kernel=$cache/kernel
 "$here/build-initramfs.sh" "$kernel" "$work/initramfs.gz" \
-    "$target/release/sriov-device-plugin" "$target/release/examples/vf"
+    "$target/release/sriov-device-plugin" "$target/release/sriov" "$target/release/examples/vf"
 
 # KVM here may be PVM-based, where a stock kernel does not boot: use TCG then.
 accel=tcg

@@ -10,7 +10,8 @@ has_igb_qemu() {
         qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'
 }
 
-if ! has_igb_qemu || ! dpkg -s busybox-static >/dev/null 2>&1 || ! command -v cpio >/dev/null; then
+if ! has_igb_qemu || ! dpkg -s busybox-static >/dev/null 2>&1 || ! command -v cpio >/dev/null ||
+    [ ! -x /usr/lib/cni/host-local ]; then
     backports=/etc/apt/sources.list.d/sriov-lab-backports.sources
     if [ ! -f "$backports" ]; then
         # The machine's own first Debian entry, with the suite changed: no host name is written here.
@@ -19,7 +20,7 @@ if ! has_igb_qemu || ! dpkg -s busybox-static >/dev/null 2>&1 || ! command -v cp
     fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        busybox-static cpio kmod
+        busybox-static cpio kmod containernetworking-plugins
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         -t bookworm-backports qemu-system-x86
 fi

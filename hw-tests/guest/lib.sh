@@ -34,3 +34,27 @@ link_up() {
     done
     fail "$1: no carrier"
 }
+
+# The VF with index $2 of PF $1, and its netdev.
+vf_address() { basename "$(readlink "/sys/bus/pci/devices/$1/virtfn$2")"; }
+vf_netdev() { ls "/sys/bus/pci/devices/$1/net"; }
+
+# Runs the CNI plugin: cni COMMAND CONTAINER NETNS-NAME IFNAME < config
+cni() {
+    CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/var/run/netns/$3 CNI_IFNAME=$4 \
+        CNI_PATH=/usr/lib/cni sriov
+}
+
+# A network config for VF $1 with extra fields $2 (a JSON fragment
+# starting with a comma, or empty) and host-local in subnet $3.
+netconf() {
+    printf '{"cniVersion":"1.0.0","name":"lab","type":"sriov","deviceID":"%s"%s,"ipam":{"type":"host-local","subnet":"%s","routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/run/ipam"}}' "$1" "$2" "$3"
+}
+
+# The PF's view of VF $2 as the vf example prints it.
+vf_line() { vf "$1" | grep "^vf $2 "; }
+
+# A netdev's name, MTU, MAC, altnames and admin state, for comparing.
+link_summary() {
+    ip -o link show "$1" | sed -E 's/^[0-9]+: //; s/ qdisc [^ ]+//; s/ state [A-Z]+//; s/ mode [A-Z]+//; s/ group [a-z]+//; s/ qlen [0-9]+//; s/\\//g; s/ +/ /g'
+}
