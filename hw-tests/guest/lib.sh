@@ -58,3 +58,12 @@ vf_line() { vf "$1" | grep "^vf $2 "; }
 link_summary() {
     ip -o link show "$1" | sed -E 's/^[0-9]+: //; s/ qdisc [^ ]+//; s/ state [A-Z]+//; s/ mode [A-Z]+//; s/ group [a-z]+//; s/ qlen [0-9]+//; s/\\//g; s/ +/ /g'
 }
+
+# Waits for carrier on a link inside a named netns.
+pod_link_up() {
+    for _ in $(seq 100); do
+        ip -n "$1" -o link show "$2" | grep -q LOWER_UP && return 0
+        sleep 0.1
+    done
+    fail "$1/$2: no carrier: $(ip -n "$1" -o link show "$2")"
+}

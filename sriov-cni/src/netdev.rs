@@ -67,10 +67,11 @@ pub fn find(
     Ok(by_parent.or(by_transit).or(by_name).cloned())
 }
 
-/// Puts the VF netdev back in the host namespace as it was: name, MAC, MTU,
-/// altnames, up or down. It may be in the pod, or already back in the host
+/// Brings the VF netdev back to the host namespace, down, and returns it
+/// (None if the VF has no netdev any more). It may be in the pod, or already
+/// back in the host
 /// under a kernel-given name when the pod's namespace was deleted first.
-pub fn bring_home(
+pub fn bring_to_host(
     host: &Host,
     device: PciAddress,
     pod_ifname: &str,
@@ -78,7 +79,7 @@ pub fn bring_home(
     original: &NetdevState,
     pod_mac: Option<MacAddress>,
     log: &Log,
-) -> Result<()> {
+) -> Result<Option<Link>> {
     let mut netlink = Netlink::open()?;
     let transit = transit_name(device);
     let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
@@ -114,20 +115,29 @@ pub fn bring_home(
             Err(e) => return Err(e.into()),
         }
     }
-    let Some(mut link) = found else {
+    let Some(link) = found else {
         log.warning(&format!(
             "VF {device} has no netdev any more; nothing to bring back"
         ));
-        return Ok(());
+        return Ok(None);
     };
     if link.up {
         netlink.set_link_down(&link)?;
     }
+    Ok(Some(link))
+}
+
+/// Gives a VF netdev in the host its original name, MAC, MTU, altnames and
+/// admin state. Runs after the PF side is restored: igb refuses a VF's own
+/// MAC change while the PF still holds an administrative MAC for it.
+pub fn restore(mut link: Link, original: &NetdevState, log: &Log) -> Result<()> {
+    let mut netlink = Netlink::open()?;
+    let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
     if link.name != original.name {
         match netlink.rename_link(&link, &original.name) {
             Ok(()) => link.name = original.name.clone(),
             Err(e) if e.errno() == Some(Errno::EEXIST) => log.warning(&format!(
-                "VF {device}: {} is taken in the host; it stays {}",
+                "{} is taken in the host; the VF stays {}",
                 original.name, link.name
             )),
             Err(e) => return Err(e.into()),

@@ -19,14 +19,27 @@ pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Lo
         .map_err(|_| Error::Decode(format!("state file: bad device {}", record.device_id)))?;
     let gone = !host.sysfs.pci_device(device).exists();
     let mut failures = Vec::new();
+    let mut netdev_home = None;
     if let (false, false, Some(original)) = (gone, record.userspace, &record.netdev) {
         let pod_mac = record.pod_mac.as_deref().and_then(|m| m.parse().ok());
         let (ifname, netns) = (&record.ifname, &record.netns);
-        if let Err(e) = netdev::bring_home(host, device, ifname, netns, original, pod_mac, log) {
-            failures.push(e);
+        match netdev::bring_to_host(host, device, ifname, netns, original, pod_mac, log) {
+            Ok(link) => netdev_home = link.map(|l| (l, original)),
+            Err(e) => failures.push(e),
         }
     }
     if !gone {
+        if let Err(e) = restore_pf_side(host, device, record, log) {
+            failures.push(e);
+        }
+    }
+    if let Some((link, original)) = netdev_home {
+        if let Err(e) = netdev::restore(link, original, log) {
+            failures.push(e);
+        }
+        // Giving the netdev its own MAC back registers that MAC with the
+        // PF (igb then reports it as the VF's); clear it again so the PF's
+        // view is what it was. The VF registers its MAC anew when opened.
         if let Err(e) = restore_pf_side(host, device, record, log) {
             failures.push(e);
         }
@@ -50,10 +63,19 @@ fn restore_pf_side(host: &Host, device: PciAddress, record: &Record, log: &Log) 
     let original = pf_side.to_state(record.vf_index)?;
     let mut netlink = Netlink::open()?;
     let driver = host.sysfs.driver(device)?.unwrap_or_default();
+    // Only what differs now: an ADD that failed half-way applied only some,
+    // and a driver refuses even a no-op of a setting it does not support.
+    let current = netlink.vf_state(&record.pf, record.vf_index).ok();
     for name in &record.changed {
         let Some(setting) = vf_config::original(name, &original) else {
             continue;
         };
+        if current
+            .as_ref()
+            .is_some_and(|c| vf_config::holds(c, &setting))
+        {
+            continue;
+        }
         match netlink.set_vf(&record.pf, record.vf_index, setting) {
             Ok(()) => {}
             // igb refuses to take back a MAC until the VF netdev has been
