@@ -3,20 +3,24 @@
 # SR-IOV NICs and runs every scenario in guest/scenarios against the real
 # igb/igbvf drivers. Exits with the scenarios' status; prints the guest
 # console when anything fails. Run as root on Debian bookworm.
+#   run.sh --bench   runs guest/bench.sh instead and prints its figures.
 set -euo pipefail
+mode=test
+[ "${1:-}" = --bench ] && mode=bench
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${LAB_CACHE:-/var/cache/sriov-lab}
 
 "$here/setup.sh"
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-device-plugin -p sriov-cni
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriovnet --example vf
+cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-cni --example cni-bench
 target=${CARGO_TARGET_DIR:-$here/../target}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kernel=$cache/kernel
 "$here/build-initramfs.sh" "$kernel" "$work/initramfs.gz" \
-    "$target/release/sriov-device-plugin" "$target/release/sriov" "$target/release/examples/vf"
+    "$target/release/sriov-device-plugin" "$target/release/sriov" "$target/release/examples/vf" "$target/release/examples/cni-bench"
 
 # KVM here may be PVM-based, where a stock kernel does not boot: use TCG then.
 accel=tcg
@@ -41,9 +45,14 @@ timeout "${LAB_TIMEOUT:-600}" qemu-system-x86_64 \
     -device intel-iommu,intremap=on,caching-mode=on \
     "${nics[@]}" \
     -kernel "$kernel"/boot/vmlinuz-* -initrd "$work/initramfs.gz" \
-    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init" ||
+    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init lab.mode=$mode" ||
     status=$?
 
+if [ "$mode" = bench ]; then
+    grep -ao 'bench: .*' "$console" | tr -d '\r'
+    grep -q 'bench: .*ADD' "$console" || { tr -d '\r' <"$console" >&2; exit 1; }
+    exit 0
+fi
 grep -ao 'lab: .*' "$console" | tr -d '\r' || true
 summary=$(grep -ao 'lab: [0-9]* passed, [0-9]* failed' "$console" | tr -d '\r' || true)
 if [ "$status" -ne 0 ] || [ -z "$summary" ] || ! echo "$summary" | grep -q ' 0 failed'; then

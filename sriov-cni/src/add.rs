@@ -67,6 +67,7 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
         })?;
 
     let pod = Netns::open(&env.netns).map_err(|e| Error::UnknownContainer(e.to_string()))?;
+    log.debug("device checked and locked");
 
     let mut netlink = Netlink::open()?;
     let original = netlink
@@ -113,6 +114,7 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
         device_info_file: conf.device_info_file.clone(),
     };
     store.save(&record)?;
+    log.debug("original state recorded");
 
     let attached = attach(
         env,
@@ -150,6 +152,19 @@ fn attach(
     netlink: &mut Netlink,
     log: &Log,
 ) -> Result<Value> {
+    // IPAM runs in its own process while the VF is configured and moved.
+    let call = conf.ipam.as_deref().map(|plugin| ipam::Call {
+        plugin,
+        command: "ADD",
+        container_id: &env.container_id,
+        netns: &env.netns,
+        ifname: &env.ifname,
+        args: &env.args_text,
+        cni_path: &env.path,
+        config: stdin,
+    });
+    let ipam = call.as_ref().map(ipam::start).transpose()?;
+
     let driver = host
         .sysfs
         .driver(vf.pf)?
@@ -158,24 +173,7 @@ fn attach(
         log.debug(&format!("{pf} vf {}: {name} {setting:?}", vf.index));
         vf_config::apply(netlink, pf, vf.index, *setting, &driver)?;
     }
-
-    let mut result = match &conf.ipam {
-        Some(plugin) => {
-            let value = ipam::run(&ipam::Call {
-                plugin,
-                command: "ADD",
-                container_id: &env.container_id,
-                netns: &env.netns,
-                ifname: &env.ifname,
-                args: &env.args_text,
-                cni_path: &env.path,
-                config: stdin,
-            })?
-            .unwrap_or_default();
-            CniResult::parse(&value)?
-        }
-        None => CniResult::default(),
-    };
+    log.debug("PF-side settings applied");
 
     let mac = conf.effective_mac(&env.args);
     let mut interface = Interface {
@@ -185,54 +183,68 @@ fn attach(
         sandbox: Some(env.netns.clone()),
         pci_id: Some(vf.address.to_string()),
     };
-    if let Some(name) = &vf.netdev {
-        let (mut in_pod, link) = netdev::move_to_pod(netlink, name, vf.address, pod)?;
-        in_pod.rename_link(&link, &env.ifname).map_err(|e| {
-            Error::Host(format!(
-                "{e} (the pod already has an interface {})",
-                env.ifname
-            ))
-        })?;
-        let link = in_pod.link(&env.ifname)?;
-        if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
-            // A VF whose MAC the PF just set may refuse to change its own;
-            // it takes the PF's when it comes up, which is checked below.
-            if let Err(e) = in_pod.set_link_mac(&link, mac) {
-                if !settings.iter().any(|(name, _)| *name == "mac") {
-                    return Err(e.into());
-                }
-                log.debug(&format!(
-                    "{e}; the VF takes the MAC from its PF when it comes up"
-                ));
+    let Some(name) = &vf.netdev else {
+        // A userspace VF: the addresses are only returned.
+        let mut result = ipam_result(ipam)?;
+        result.interfaces = vec![interface];
+        write_device_info(conf, vf)?;
+        return Ok(result.to_json(&conf.cni_version));
+    };
+    let (mut in_pod, link) = netdev::move_to_pod(netlink, name, pod, &env.ifname, log)?;
+    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
+        // A VF whose MAC the PF just set may refuse to change its own;
+        // it takes the PF's when it comes up, which is checked below.
+        if let Err(e) = in_pod.set_link_mac(&link, mac) {
+            if !settings.iter().any(|(name, _)| *name == "mac") {
+                return Err(e.into());
             }
-        }
-        if let Some(mtu) = conf.mtu {
-            in_pod.set_link_mtu(&link, mtu)?;
-        }
-        in_pod.set_link_up(&link)?;
-        let link = in_pod.link(&env.ifname)?;
-        if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
-            return Err(Error::Host(format!(
-                "{} came up with MAC {}, not {mac}",
-                env.ifname,
-                link.mac.map(|m| m.to_string()).unwrap_or_default()
-            )));
-        }
-        interface.mac = link.mac;
-        for ip in &result.ips {
-            in_pod.add_address(&link, ip.address)?;
-        }
-        for route in &result.routes {
-            in_pod.add_route(&sriovnet::Route {
-                destination: route.destination,
-                gateway: result.route_gateway(route),
-                link_index: link.index,
-            })?;
+            log.debug(&format!(
+                "{e}; the VF takes the MAC from its PF when it comes up"
+            ));
         }
     }
-    if let Some(path) = &conf.device_info_file {
-        device_info::write(path, vf.address, vf.pf)?;
+    if let Some(mtu) = conf.mtu {
+        in_pod.set_link_mtu(&link, mtu)?;
     }
+    in_pod.set_link_up(&link)?;
+    log.debug("netdev up");
+    let link = in_pod.link(&env.ifname)?;
+    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
+        return Err(Error::Host(format!(
+            "{} came up with MAC {}, not {mac}",
+            env.ifname,
+            link.mac.map(|m| m.to_string()).unwrap_or_default()
+        )));
+    }
+    interface.mac = link.mac;
+
+    let mut result = ipam_result(ipam)?;
+    log.debug("IPAM done");
+    for ip in &result.ips {
+        in_pod.add_address(&link, ip.address)?;
+    }
+    for route in &result.routes {
+        in_pod.add_route(&sriovnet::Route {
+            destination: route.destination,
+            gateway: result.route_gateway(route),
+            link_index: link.index,
+        })?;
+    }
+    write_device_info(conf, vf)?;
     result.interfaces = vec![interface];
     Ok(result.to_json(&conf.cni_version))
+}
+
+fn ipam_result(ipam: Option<ipam::Running>) -> Result<CniResult> {
+    match ipam.map(ipam::Running::finish).transpose()?.flatten() {
+        Some(value) => CniResult::parse(&value),
+        None => Ok(CniResult::default()),
+    }
+}
+
+fn write_device_info(conf: &NetConf, vf: &VirtualFunction) -> Result<()> {
+    match &conf.device_info_file {
+        Some(path) => device_info::write(path, vf.address, vf.pf),
+        None => Ok(()),
+    }
 }

@@ -32,16 +32,17 @@ pub fn del(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
             // the VF out of the pod if it is there, and release IPAM.
             if let (Some(device), Ok(pod)) = (conf.device_id, Netns::open(&env.netns)) {
                 let mut in_pod = Netlink::open_in(&pod)?;
-                if let Some(link) = netdev::find(&mut in_pod, device, &env.ifname, &[])?
+                if let Some(link) = netdev::find(&mut in_pod, device, &[env.ifname.as_str()], &[])?
                     .filter(|l| l.parent_device.as_deref() == Some(device.to_string().as_str()))
                 {
                     log.info(&format!(
                         "no record of {device}; moving it back to the host"
                     ));
                     in_pod.set_link_down(&link)?;
-                    in_pod.rename_link(&link, &netdev::transit_name(device))?;
-                    let link = in_pod.link(&netdev::transit_name(device))?;
-                    in_pod.move_link_to_netns(&link, &Netns::current()?)?;
+                    // Its host name is unknown: it comes back under its
+                    // transit name, which no other link has.
+                    let name = netdev::transit_name(device);
+                    in_pod.move_link_to_netns(&link, &Netns::current()?, &name)?;
                 }
             }
             match &conf.ipam {

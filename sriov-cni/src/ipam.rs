@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
@@ -37,17 +37,52 @@ fn find(plugin: &str, cni_path: &str) -> Result<PathBuf> {
 
 /// Runs the plugin; for ADD returns its result.
 pub fn run(call: &Call) -> Result<Option<Value>> {
-    match exec(call, call.config) {
-        // An IPAM plugin older than CNI 1.1 refuses a 1.1.0 config; 1.0.0
-        // results carry the same fields.
-        Err((Some(1), _)) if cni_version(call.config).as_deref() == Some("1.1.0") => {
-            let mut config: Value =
-                serde_json::from_slice(call.config).map_err(|e| Error::Decode(e.to_string()))?;
-            config["cniVersion"] = "1.0.0".into();
-            let config = serde_json::to_vec(&config).map_err(|e| Error::Decode(e.to_string()))?;
-            exec(call, &config).map_err(|(_, e)| e)
+    start(call)?.finish()
+}
+
+/// Starts the plugin without waiting, so that its run overlaps the
+/// caller's netlink work; [`Running::finish`] collects the result. A
+/// `Running` that is dropped unfinished still waits for the plugin, so
+/// nothing (a rollback's DEL) can overtake it.
+pub fn start<'a>(call: &'a Call<'a>) -> Result<Running<'a>> {
+    let child = spawn(call, call.config)?;
+    Ok(Running {
+        call,
+        child: Some(child),
+    })
+}
+
+pub struct Running<'a> {
+    call: &'a Call<'a>,
+    child: Option<Child>,
+}
+
+impl Running<'_> {
+    pub fn finish(mut self) -> Result<Option<Value>> {
+        let Some(child) = self.child.take() else {
+            return Ok(None);
+        };
+        match collect(self.call, child) {
+            // An IPAM plugin older than CNI 1.1 refuses a 1.1.0 config;
+            // 1.0.0 results carry the same fields.
+            Err((Some(1), _)) if cni_version(self.call.config).as_deref() == Some("1.1.0") => {
+                let mut config: Value = serde_json::from_slice(self.call.config)
+                    .map_err(|e| Error::Decode(e.to_string()))?;
+                config["cniVersion"] = "1.0.0".into();
+                let config =
+                    serde_json::to_vec(&config).map_err(|e| Error::Decode(e.to_string()))?;
+                collect(self.call, spawn(self.call, &config)?).map_err(|(_, e)| e)
+            }
+            other => other.map_err(|(_, e)| e),
         }
-        other => other.map_err(|(_, e)| e),
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -56,10 +91,8 @@ fn cni_version(config: &[u8]) -> Option<String> {
     value.get("cniVersion")?.as_str().map(str::to_string)
 }
 
-/// On failure, the plugin's CNI error code (if it gave one) and our error.
-fn exec(call: &Call, config: &[u8]) -> Result<Option<Value>, (Option<u64>, Error)> {
-    let what = format!("ipam {} {}", call.plugin, call.command);
-    let path = find(call.plugin, call.cni_path).map_err(|e| (None, e))?;
+fn spawn(call: &Call, config: &[u8]) -> Result<Child> {
+    let path = find(call.plugin, call.cni_path)?;
     let mut child = Command::new(&path)
         .env("CNI_COMMAND", call.command)
         .env("CNI_CONTAINERID", call.container_id)
@@ -72,15 +105,24 @@ fn exec(call: &Call, config: &[u8]) -> Result<Option<Value>, (Option<u64>, Error
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            (
-                None,
-                Error::Ipam(format!("{what}: run {}: {e}", path.display())),
-            )
+            Error::Ipam(format!(
+                "ipam {} {}: run {}: {e}",
+                call.plugin,
+                call.command,
+                path.display()
+            ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A plugin that exits without reading stdin is judged by its output.
         let _ = stdin.write_all(config);
     }
+    Ok(child)
+}
+
+/// Waits for the plugin. On failure: its CNI error code, if it gave one,
+/// and our error.
+fn collect(call: &Call, child: Child) -> Result<Option<Value>, (Option<u64>, Error)> {
+    let what = format!("ipam {} {}", call.plugin, call.command);
     let output = child
         .wait_with_output()
         .map_err(|e| (None, Error::Ipam(format!("{what}: {e}"))))?;

@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Level {
@@ -35,6 +35,9 @@ pub struct Log {
     level: Level,
     file: Option<File>,
     context: String,
+    /// Lines carry the milliseconds since the call started, to see where
+    /// an ADD spends its time.
+    start: Instant,
 }
 
 impl Log {
@@ -46,6 +49,7 @@ impl Log {
             level,
             file,
             context,
+            start: Instant::now(),
         }
     }
 
@@ -56,7 +60,11 @@ impl Log {
         let seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let line = format!("{seconds} {level:?} sriov {}: {message}\n", self.context);
+        let elapsed = self.start.elapsed().as_secs_f64() * 1000.0;
+        let line = format!(
+            "{seconds} {level:?} sriov {} +{elapsed:.1}ms: {message}\n",
+            self.context
+        );
         match &self.file {
             Some(file) => drop((&*file).write_all(line.as_bytes())),
             None => eprint!("{line}"),

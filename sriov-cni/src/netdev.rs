@@ -5,10 +5,10 @@ use sriovnet::{Errno, Link, MacAddress, Netlink, Netns, PciAddress};
 use crate::host::Host;
 use crate::log::Log;
 use crate::state::NetdevState;
-use crate::Result;
+use crate::{Error, Result};
 
-/// A name no other link has: the VF carries it while it crosses between
-/// namespaces, so neither side's names can collide with it.
+/// A name no other link has, for a VF whose host name is unknown (DEL
+/// without a record).
 pub fn transit_name(device: PciAddress) -> String {
     format!(
         "vf{:04x}{:02x}{:02x}{:x}",
@@ -16,31 +16,34 @@ pub fn transit_name(device: PciAddress) -> String {
     )
 }
 
-/// Down, renamed to its transit name, stripped of altnames (they would
-/// collide in the pod as names do) and moved into `pod`. Returns a socket
-/// inside the pod and the link there.
+/// Down, stripped of altnames (they would collide in the pod as names do)
+/// and moved into `pod` as `ifname` in one request. Returns a socket inside
+/// the pod and the link there.
 pub fn move_to_pod(
     host: &mut Netlink,
     name: &str,
-    device: PciAddress,
     pod: &Netns,
+    ifname: &str,
+    log: &Log,
 ) -> Result<(Netlink, Link)> {
-    let mut link = host.link(name)?;
+    let link = host.link(name)?;
     if link.up {
         // igbvf refuses a rename while up.
         host.set_link_down(&link)?;
     }
-    let transit = transit_name(device);
-    if link.name != transit {
-        host.rename_link(&link, &transit)?;
-        link.name = transit.clone();
-    }
     for altname in &link.altnames {
         host.delete_altname(&link, altname)?;
     }
-    host.move_link_to_netns(&link, pod)?;
+    host.move_link_to_netns(&link, pod, ifname)
+        .map_err(|e| match e.errno() {
+            Some(Errno::EEXIST) => {
+                Error::Host(format!("{e} (the pod already has an interface {ifname})"))
+            }
+            _ => e.into(),
+        })?;
+    log.debug("moved into the pod");
     let mut in_pod = Netlink::open_in(pod)?;
-    let link = in_pod.link(&transit)?;
+    let link = in_pod.link(ifname)?;
     Ok((in_pod, link))
 }
 
@@ -51,7 +54,7 @@ pub fn move_to_pod(
 pub fn find(
     netlink: &mut Netlink,
     device: PciAddress,
-    name: &str,
+    names: &[&str],
     macs: &[MacAddress],
 ) -> Result<Option<Link>> {
     let pci = device.to_string();
@@ -62,7 +65,9 @@ pub fn find(
         .find(|l| l.parent_device.as_deref() == Some(pci.as_str()));
     let by_transit = links.iter().find(|l| l.name == transit);
     let by_name = links.iter().find(|l| {
-        l.name == name && l.parent_device.is_none() && l.mac.is_some_and(|m| macs.contains(&m))
+        names.contains(&l.name.as_str())
+            && l.parent_device.is_none()
+            && l.mac.is_some_and(|m| macs.contains(&m))
     });
     Ok(by_parent.or(by_transit).or(by_name).cloned())
 }
@@ -81,37 +86,45 @@ pub fn bring_to_host(
     log: &Log,
 ) -> Result<Option<Link>> {
     let mut netlink = Netlink::open()?;
-    let transit = transit_name(device);
     let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
+    let macs: Vec<MacAddress> = pod_mac.into_iter().chain(original_mac).collect();
     if let Ok(pod) = Netns::open(netns) {
         let mut in_pod = Netlink::open_in(&pod)?;
-        let macs: Vec<MacAddress> = pod_mac.into_iter().chain(original_mac).collect();
-        if let Some(link) = find(&mut in_pod, device, pod_ifname, &macs)? {
+        if let Some(link) = find(&mut in_pod, device, &[pod_ifname, &original.name], &macs)? {
             in_pod.set_link_down(&link)?;
-            if link.name != transit {
-                in_pod.rename_link(&link, &transit)?;
+            match in_pod.move_link_to_netns(&link, &Netns::current()?, &original.name) {
+                Ok(()) => {}
+                // Moved, under the pod's name: found below, and left so.
+                Err(e) if e.errno() == Some(Errno::EEXIST) => {
+                    log.warning(&format!("{e}: {} is taken in the host", original.name))
+                }
+                Err(e) => return Err(e.into()),
             }
-            let link = in_pod.link(&transit)?;
-            in_pod.move_link_to_netns(&link, &Netns::current()?)?;
         }
     }
-    // In the host now, under the transit name, its original name, or the
-    // name the kernel gave it when the namespace went away.
-    let mut candidates = host.sysfs.netdev_names(device).unwrap_or_default();
-    candidates.extend([transit, original.name.clone()]);
+    // In the host now: under its original name, the name the kernel gave
+    // it when the namespace went away (sysfs knows it), the pod's name, or
+    // the transit name of an older ADD.
+    let known = host.sysfs.netdev_names(device).unwrap_or_default();
+    let others = [
+        original.name.clone(),
+        pod_ifname.to_string(),
+        transit_name(device),
+    ];
     let mut found = None;
-    for name in &candidates {
+    for name in known.iter().chain(&others) {
         match netlink.link(name) {
-            Ok(link)
-                if link
-                    .parent_device
-                    .as_deref()
-                    .is_none_or(|p| p == device.to_string()) =>
-            {
-                found = Some(link);
-                break;
+            Ok(link) => {
+                let ours = match link.parent_device.as_deref() {
+                    Some(parent) => parent == device.to_string(),
+                    None => known.contains(name) || link.mac.is_some_and(|m| macs.contains(&m)),
+                };
+                if ours {
+                    found = Some(link);
+                    break;
+                }
             }
-            Ok(_) | Err(sriovnet::Error::NoSuchLink(_)) => {}
+            Err(sriovnet::Error::NoSuchLink(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }

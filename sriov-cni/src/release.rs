@@ -19,6 +19,26 @@ pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Lo
         .map_err(|_| Error::Decode(format!("state file: bad device {}", record.device_id)))?;
     let gone = !host.sysfs.pci_device(device).exists();
     let mut failures = Vec::new();
+    // IPAM's DEL runs in its own process while the VF is put back.
+    let conf = crate::config::NetConf::parse(record.config.as_bytes())?;
+    let call = conf.ipam.as_deref().map(|plugin| ipam::Call {
+        plugin,
+        command: "DEL",
+        container_id: &record.container_id,
+        netns: &record.netns,
+        ifname: &record.ifname,
+        args,
+        cni_path: &record.cni_path,
+        config: record.config.as_bytes(),
+    });
+    let ipam = call
+        .as_ref()
+        .map(ipam::start)
+        .transpose()
+        .unwrap_or_else(|e| {
+            failures.push(e);
+            None
+        });
     let mut netdev_home = None;
     if let (false, false, Some(original)) = (gone, record.userspace, &record.netdev) {
         let pod_mac = record.pod_mac.as_deref().and_then(|m| m.parse().ok());
@@ -28,11 +48,13 @@ pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Lo
             Err(e) => failures.push(e),
         }
     }
+    log.debug("netdev in the host");
     if !gone {
         if let Err(e) = restore_pf_side(host, device, record, log) {
             failures.push(e);
         }
     }
+    log.debug("PF side restored");
     if let Some((link, original)) = netdev_home {
         if let Err(e) = netdev::restore(link, original, log) {
             failures.push(e);
@@ -44,7 +66,8 @@ pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Lo
             failures.push(e);
         }
     }
-    if let Err(e) = release_ipam(record, args) {
+    log.debug("netdev restored");
+    if let Some(Err(e)) = ipam.map(ipam::Running::finish) {
         failures.push(e);
     }
     if let Some(path) = &record.device_info_file {
@@ -89,22 +112,4 @@ fn restore_pf_side(host: &Host, device: PciAddress, record: &Record, log: &Log) 
         }
     }
     Ok(())
-}
-
-fn release_ipam(record: &Record, args: &str) -> Result<()> {
-    let conf = crate::config::NetConf::parse(record.config.as_bytes())?;
-    let Some(plugin) = conf.ipam.as_deref() else {
-        return Ok(());
-    };
-    ipam::run(&ipam::Call {
-        plugin,
-        command: "DEL",
-        container_id: &record.container_id,
-        netns: &record.netns,
-        ifname: &record.ifname,
-        args,
-        cni_path: &record.cni_path,
-        config: record.config.as_bytes(),
-    })
-    .map(drop)
 }

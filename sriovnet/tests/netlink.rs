@@ -112,21 +112,38 @@ fn move_a_link_into_another_namespace_by_fd() {
     let host = private_netns();
     let pod = private_netns();
     veth_pair(&host, "vf0", "vf0peer");
+    // The pod already has a link with the VF's host name.
+    veth_pair(&pod, "vf0", "podpeer");
     let mut nl = Netlink::open_in(&host).unwrap();
     let link = nl.link("vf0").unwrap();
-    nl.move_link_to_netns(&link, &pod).unwrap();
+    nl.move_link_to_netns(&link, &pod, "net1").unwrap();
 
     assert!(matches!(nl.link("vf0"), Err(Error::NoSuchLink(_))));
-    assert_eq!(ip_json(&pod, "link show vf0").len(), 1);
-    let mut in_pod = Netlink::open_in(&pod).unwrap();
-    let moved = in_pod.link("vf0").unwrap();
-    in_pod.rename_link(&moved, "eth1").unwrap();
-    assert_eq!(ip_json(&pod, "link show eth1").len(), 1);
+    assert_eq!(ip_json(&pod, "link show net1").len(), 1);
+    assert_eq!(
+        ip_json(&pod, "link show vf0").len(),
+        1,
+        "the pod's own vf0 is untouched"
+    );
 
-    // And back, as DEL does.
-    let eth1 = in_pod.link("eth1").unwrap();
-    in_pod.move_link_to_netns(&eth1, &host).unwrap();
-    assert_eq!(nl.link("eth1").unwrap().name, "eth1");
+    // A name taken in the target fails, and says so.
+    let mut in_pod = Netlink::open_in(&pod).unwrap();
+    let podpeer = in_pod.link("podpeer").unwrap();
+    let err = in_pod
+        .move_link_to_netns(&podpeer, &host, "vf0peer")
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EEXIST), "{err}");
+    assert_eq!(
+        nl.link("podpeer").unwrap().name,
+        "podpeer",
+        "moved, not renamed"
+    );
+
+    // And back under its own name, as DEL does.
+    let net1 = in_pod.link("net1").unwrap();
+    in_pod.move_link_to_netns(&net1, &host, "vf0").unwrap();
+    assert_eq!(nl.link("vf0").unwrap().name, "vf0");
+    assert!(matches!(in_pod.link("net1"), Err(Error::NoSuchLink(_))));
 }
 
 #[test]

@@ -135,12 +135,18 @@ impl Netlink {
         })
     }
 
-    /// Moves a link into another network namespace; it keeps its name and
-    /// gets a new index there.
-    pub fn move_link_to_netns(&mut self, link: &Link, netns: &Netns) -> Result<()> {
+    /// Moves a link into another network namespace and names it `name`
+    /// there, in one request: the kernel renames it after the move, so a
+    /// name taken on either side never collides and only one rename is
+    /// paid for (each costs an RCU grace period). If its current name is
+    /// taken in the target, the kernel moves it as `name` directly. If
+    /// `name` is taken there, the rename fails after the move: the link is
+    /// then in the target under its old name. It gets a new index there.
+    pub fn move_link_to_netns(&mut self, link: &Link, netns: &Netns, name: &str) -> Result<()> {
         let fd = netns.as_fd().as_raw_fd();
         self.set_link(link, "move link to netns", |m| {
-            m.attributes.push(LinkAttribute::NetNsFd(fd))
+            m.attributes.push(LinkAttribute::NetNsFd(fd));
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
         })
     }
 
