@@ -18,3 +18,11 @@ echo "bench: sriov, same settings, no IPAM, $rounds rounds"
 cni-bench /bin/sriov /tmp/no-ipam.json /var/run/netns/bench "$rounds" | sed 's/^/bench:   /'
 echo "bench: host-local alone (ADD/DEL), $rounds rounds"
 cni-bench /usr/lib/cni/host-local /tmp/with-ipam.json /var/run/netns/bench "$rounds" | sed 's/^/bench:   /'
+# Process start and exit alone: VERSION, 50 calls, timed with /proc/uptime.
+per_call() {
+    start=$(cut -d' ' -f1 /proc/uptime)
+    for _ in $(seq 50); do echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION "$1" >/dev/null; done
+    end=$(cut -d' ' -f1 /proc/uptime)
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f ms per call", (e - s) * 1000 / 50 }'
+}
+echo "bench: VERSION (process start and exit): sriov $(per_call /bin/sriov), host-local $(per_call /usr/lib/cni/host-local)"
