@@ -566,3 +566,35 @@ fn status_says_whether_adds_can_be_served() {
     assert!(msg.contains("no-such-ipam"), "{msg}");
     let _ = Path::new(CNI_PATH);
 }
+
+#[test]
+fn static_ipam_and_runtime_ips() {
+    let lab = Lab::new();
+    let pod = Namespace::new("pod");
+    let mut config = json!({
+        "cniVersion": "1.0.0", "name": "sriov-static", "type": "sriov", "deviceID": VF0,
+        "ipam": {
+            "type": "static",
+            "addresses": [{"address": "10.77.0.5/24", "gateway": "10.77.0.1"}],
+            "routes": [{"dst": "0.0.0.0/0"}]
+        }
+    });
+    let result = ok(&lab.cni("ADD", "c1", &pod.path(), "net1", &config));
+    assert_eq!(result["ips"][0]["address"], "10.77.0.5/24");
+    assert!(pod.ip("-4 addr show dev net1").contains("10.77.0.5/24"));
+    assert!(pod
+        .ip("-4 route show")
+        .contains("default via 10.77.0.1 dev net1"));
+    ok(&lab.cni("DEL", "c1", &pod.path(), "net1", &config));
+
+    // runtimeConfig.ips reaches the plugin, which gives them instead.
+    config["runtimeConfig"] = json!({"ips": ["10.78.0.9/24"]});
+    let result = ok(&lab.cni("ADD", "c1", &pod.path(), "net1", &config));
+    assert_eq!(
+        result["ips"],
+        json!([{"address": "10.78.0.9/24", "interface": 0}])
+    );
+    assert!(pod.ip("-4 addr show dev net1").contains("10.78.0.9/24"));
+    ok(&lab.cni("DEL", "c1", &pod.path(), "net1", &config));
+    assert!(lab.host.link("fakepf0v0").is_some());
+}
