@@ -123,6 +123,11 @@ impl NetConf {
         let value: Value = serde_json::from_slice(stdin)
             .map_err(|e| Error::Decode(format!("network config is not valid JSON: {e}")))?;
         let f = Fields::new(&value, "")?;
+        if let Some(trunk) = f.get("vlan_trunk") {
+            return Err(Error::UnsupportedField(format!(
+                "vlan_trunk: {trunk} is not supported (it needs a vendor sysfs extension; use vlan)"
+            )));
+        }
         let mut conf = NetConf {
             cni_version: f.string("cniVersion")?.unwrap_or_default().to_string(),
             device_id: f.parsed("deviceID", "a PCI address (DDDD:BB:DD.F)", |s| {
@@ -418,6 +423,17 @@ mod tests {
         );
         parse(r#"{"min_tx_rate":500,"max_tx_rate":0}"#).unwrap();
         parse(r#"{"vlan":0,"vlanQoS":0,"vlanProto":"802.1q"}"#).unwrap();
+    }
+
+    #[test]
+    fn vlan_trunk_is_refused_not_ignored() {
+        let err = parse(r#"{"vlan_trunk":"10-20"}"#).unwrap_err();
+        assert_eq!(err.code(), 2);
+        assert!(
+            err.to_string()
+                .starts_with(r#"vlan_trunk: "10-20" is not supported"#),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub enum Error {
     #[error("{0}")]
     IncompatibleVersion(String),
     #[error("{0}")]
+    UnsupportedField(String),
+    #[error("{0}")]
     UnknownContainer(String),
     #[error("{0}")]
     Environment(String),
@@ -40,6 +42,7 @@ impl Error {
     pub fn code(&self) -> u32 {
         match self {
             Error::IncompatibleVersion(_) => 1,
+            Error::UnsupportedField(_) => 2,
             Error::UnknownContainer(_) => 3,
             Error::Environment(_) => 4,
             Error::Io(_) => 5,
