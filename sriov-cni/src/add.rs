@@ -153,16 +153,10 @@ fn attach(
     log: &Log,
 ) -> Result<Value> {
     // IPAM runs in its own process while the VF is configured and moved.
-    let call = conf.ipam.as_deref().map(|plugin| ipam::Call {
-        plugin,
-        command: "ADD",
-        container_id: &env.container_id,
-        netns: &env.netns,
-        ifname: &env.ifname,
-        args: &env.args_text,
-        cni_path: &env.path,
-        config: stdin,
-    });
+    let call = conf
+        .ipam
+        .as_deref()
+        .map(|plugin| ipam::Call::for_env(plugin, "ADD", env, stdin));
     let ipam = call.as_ref().map(ipam::start).transpose()?;
 
     let driver = host

@@ -46,17 +46,9 @@ pub fn del(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
                 }
             }
             match &conf.ipam {
-                Some(plugin) => ipam::run(&ipam::Call {
-                    plugin,
-                    command: "DEL",
-                    container_id: &env.container_id,
-                    netns: &env.netns,
-                    ifname: &env.ifname,
-                    args: &env.args_text,
-                    cni_path: &env.path,
-                    config: stdin,
-                })
-                .map(drop),
+                Some(plugin) => {
+                    ipam::run(&ipam::Call::for_env(plugin, "DEL", env, stdin)).map(drop)
+                }
                 None => Ok(()),
             }
         }

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+use crate::env::Env;
 use crate::{Error, Result};
 
 /// The attachment an IPAM call is about; for GC these are a recorded
@@ -20,6 +21,22 @@ pub struct Call<'a> {
     pub args: &'a str,
     pub cni_path: &'a str,
     pub config: &'a [u8],
+}
+
+impl<'a> Call<'a> {
+    /// A call about the attachment this CNI call is about.
+    pub fn for_env(plugin: &'a str, command: &'a str, env: &'a Env, config: &'a [u8]) -> Self {
+        Call {
+            plugin,
+            command,
+            container_id: &env.container_id,
+            netns: &env.netns,
+            ifname: &env.ifname,
+            args: &env.args_text,
+            cni_path: &env.path,
+            config,
+        }
+    }
 }
 
 fn find(plugin: &str, cni_path: &str) -> Result<PathBuf> {

@@ -190,15 +190,11 @@ impl Netlink {
     /// the host (udev often adds one), and a stale altname in a pod can
     /// collide with a name the pod needs.
     pub fn delete_altname(&mut self, link: &Link, altname: &str) -> Result<()> {
-        let mut message = LinkMessage::default();
-        message.header.index = link.index;
-        message
-            .attributes
-            .push(LinkAttribute::PropList(vec![Prop::AltIfName(
-                altname.to_string(),
-            )]));
-        self.change(RouteNetlinkMessage::DelLinkProp(message), 0)
-            .map_err(|f| f.into_error("delete altname", format!("{altname} of {}", link.name)))
+        self.change(
+            RouteNetlinkMessage::DelLinkProp(altname_message(link, altname)),
+            0,
+        )
+        .map_err(|f| f.into_error("delete altname", format!("{altname} of {}", link.name)))
     }
 }
 
