@@ -1,10 +1,7 @@
 # Benchmarks, run instead of the scenarios with `run.sh --bench`: ADD and DEL
 # wall time of the sriov plugin on a real VF, with and without IPAM.
 . /lab/lib.sh
-pf=$(pfs | head -1)
-pfdev=$(vf_netdev "$pf")
-set_num_vfs "$pf" 7
-link_up "$pfdev"
+use_first_pf
 vf=$(vf_address "$pf" 0)
 ip netns add bench
 settings=',"vlan":100,"vlanQoS":3,"mac":"02:00:00:00:0b:0b","spoofchk":"off","trust":"on","max_tx_rate":500'

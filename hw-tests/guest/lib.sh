@@ -67,3 +67,11 @@ pod_link_up() {
     done
     fail "$1/$2: no carrier: $(ip -n "$1" -o link show "$2")"
 }
+
+# The first PF with 7 VFs and its link up: sets $pf and $pfdev.
+use_first_pf() {
+    pf=$(pfs | head -1)
+    pfdev=$(vf_netdev "$pf")
+    set_num_vfs "$pf" 7
+    link_up "$pfdev"
+}

@@ -1,10 +1,7 @@
 # Scenario 3: CNI ADD / CHECK / DEL on a real VF with vlan + qos, mac,
 # spoofchk, trust, max_tx_rate, mtu and host-local IPAM, checked from the PF
 # and inside the pod; DEL restores every field, the name and the namespace.
-pf=$(pfs | head -1)
-pfdev=$(vf_netdev "$pf")
-set_num_vfs "$pf" 7
-link_up "$pfdev"
+use_first_pf
 vf=$(vf_address "$pf" 1)
 vfdev=$(vf_netdev "$vf")
 ip link property add dev "$vfdev" altname lab-vf1

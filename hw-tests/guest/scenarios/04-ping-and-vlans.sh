@@ -1,9 +1,6 @@
 # Scenario 4: two pods on VFs of one PF ping each other on the same VLAN
 # through the NIC's switch, and cannot on different VLANs.
-pf=$(pfs | head -1)
-pfdev=$(vf_netdev "$pf")
-set_num_vfs "$pf" 7
-link_up "$pfdev"
+use_first_pf
 a=$(vf_address "$pf" 2)
 b=$(vf_address "$pf" 3)
 ip netns add pod-a

@@ -1,8 +1,5 @@
 # Scenario 5: failure and recovery on real VFs.
-pf=$(pfs | head -1)
-pfdev=$(vf_netdev "$pf")
-set_num_vfs "$pf" 7
-link_up "$pfdev"
+use_first_pf
 
 # An unsupported setting fails ADD by name and leaves the VF as it was.
 vf=$(vf_address "$pf" 4)
