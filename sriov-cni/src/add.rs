@@ -185,30 +185,30 @@ fn attach(
         return Ok(result.to_json(&conf.cni_version));
     };
     let (mut in_pod, link) = netdev::move_to_pod(netlink, name, pod, &env.ifname, log)?;
-    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
-        // A VF whose MAC the PF just set may refuse to change its own;
-        // it takes the PF's when it comes up, which is checked below.
-        if let Err(e) = in_pod.set_link_mac(&link, mac) {
-            if !settings.iter().any(|(name, _)| *name == "mac") {
-                return Err(e.into());
-            }
-            log.debug(&format!(
-                "{e}; the VF takes the MAC from its PF when it comes up"
-            ));
-        }
+    // A VF whose MAC its PF just set takes it when it comes up (igbvf
+    // does); setting it on the netdev as well would cost a round trip to
+    // the PF. Other VFs get it on the netdev, before or, if the PF set it
+    // and the VF did not follow, after coming up.
+    let pf_set_mac = settings.iter().any(|(name, _)| *name == "mac");
+    if let Some(mac) = mac.filter(|m| !pf_set_mac && link.mac != Some(*m)) {
+        in_pod.set_link_mac(&link, mac)?;
     }
     if let Some(mtu) = conf.mtu {
         in_pod.set_link_mtu(&link, mtu)?;
     }
     in_pod.set_link_up(&link)?;
     log.debug("netdev up");
-    let link = in_pod.link(&env.ifname)?;
+    let mut link = in_pod.link(&env.ifname)?;
     if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
-        return Err(Error::Host(format!(
-            "{} came up with MAC {}, not {mac}",
-            env.ifname,
-            link.mac.map(|m| m.to_string()).unwrap_or_default()
-        )));
+        in_pod.set_link_mac(&link, mac)?;
+        link = in_pod.link(&env.ifname)?;
+        if link.mac != Some(mac) {
+            return Err(Error::Host(format!(
+                "{} has MAC {} after setting {mac}",
+                env.ifname,
+                link.mac.map(|m| m.to_string()).unwrap_or_default()
+            )));
+        }
     }
     interface.mac = link.mac;
 
