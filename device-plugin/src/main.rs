@@ -1,92 +1,87 @@
-//! `sriov-device-plugin`: for now only `discover`, which prints the SR-IOV
-//! PFs and VFs this host has. Serving kubelet comes with the daemon issue.
+//! `sriov-device-plugin`: advertises SR-IOV VFs to kubelet as extended
+//! resources. Today: `discover`, which prints the pools this host would
+//! advertise under a config. Serving kubelet comes next (issue 3).
+
+mod config;
+mod device;
+mod discover;
+mod health;
+mod pool;
+mod selector;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sriovnet::{default_route_interfaces, PhysicalFunction, Sysfs};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sriovnet::{default_route_interfaces, Sysfs};
 
-const USAGE: &str = "usage: sriov-device-plugin discover [--sysfs-root DIR]";
+use config::{Config, DEFAULT_PREFIX};
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse_args(&args).and_then(|root| discover(&root)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("sriov-device-plugin: {message}");
-            ExitCode::FAILURE
-        }
-    }
+#[derive(Parser)]
+#[command(name = "sriov-device-plugin", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// The sysfs root `discover` reads (default `/sys`).
-fn parse_args(args: &[String]) -> Result<PathBuf, String> {
-    let mut root = PathBuf::from("/sys");
-    match args.first().map(String::as_str) {
-        Some("discover") => {}
-        _ => return Err(USAGE.to_string()),
-    }
-    let mut rest = args[1..].iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--sysfs-root" => root = rest.next().ok_or(USAGE)?.into(),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(root)
+#[derive(Subcommand)]
+enum Command {
+    /// Print the pools this host would advertise, and exit.
+    Discover(DiscoverArgs),
 }
 
-fn discover(root: &Path) -> Result<(), String> {
+#[derive(Args)]
+struct DiscoverArgs {
+    #[arg(long, default_value = "/etc/pcidp/config.json")]
+    config_file: PathBuf,
+    /// The sysfs tree to read (a fake tree for tests).
+    #[arg(long, default_value = "/sys")]
+    sysfs_root: PathBuf,
+    /// The prefix of pools that do not set resourcePrefix.
+    #[arg(long, default_value = DEFAULT_PREFIX)]
+    resource_prefix: String,
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn discover(args: &DiscoverArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.config_file)
+        .map_err(|e| format!("read {}: {e}", args.config_file.display()))?;
+    let config = Config::parse(&text, &args.resource_prefix)?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let sysfs = Sysfs::new(&args.sysfs_root);
     let routes = default_route_interfaces(Path::new("/proc/net")).map_err(|e| e.to_string())?;
-    let inventory = Sysfs::new(root).scan(&routes).map_err(|e| e.to_string())?;
+    let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
     for problem in &inventory.problems {
         eprintln!("warning: skipped: {problem}");
     }
-    if inventory.pfs.is_empty() {
-        println!("no SR-IOV physical functions under {}", root.display());
-    }
-    for pf in &inventory.pfs {
-        print_pf(pf);
+    let devices = device::candidates(&sysfs, &inventory, &routes);
+    let pools = pool::assign(&config.resources, &devices);
+    match args.output {
+        Output::Json => println!("{}", discover::to_json(&sysfs, &pools)),
+        Output::Table => print!("{}", discover::to_table(&sysfs, &pools)),
     }
     Ok(())
 }
 
-fn or_dash<T: ToString>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_string(), |v| v.to_string())
-}
-
-fn print_pf(pf: &PhysicalFunction) {
-    let netdevs: Vec<&str> = pf.netdevs.iter().map(|n| n.name.as_str()).collect();
-    println!(
-        "PF {} {:04x}:{:04x} driver={} netdev={} vfs={}/{} numa={}{}",
-        pf.address,
-        pf.vendor,
-        pf.device,
-        or_dash(pf.driver.as_deref()),
-        if netdevs.is_empty() {
-            "-".to_string()
-        } else {
-            netdevs.join(",")
-        },
-        pf.num_vfs,
-        pf.total_vfs,
-        or_dash(pf.numa_node),
-        if pf.carries_default_route() {
-            " (default route)"
-        } else {
-            ""
-        },
-    );
-    for vf in &pf.vfs {
-        println!(
-            "  VF {:<3} {} {:04x}:{:04x} driver={} netdev={} iommu_group={}",
-            vf.index,
-            vf.address,
-            vf.vendor,
-            vf.device,
-            or_dash(vf.driver.as_deref()),
-            or_dash(vf.netdev.as_deref()),
-            or_dash(vf.iommu_group),
-        );
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Discover(args) => discover(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("sriov-device-plugin: {reason}");
+            ExitCode::FAILURE
+        }
     }
 }

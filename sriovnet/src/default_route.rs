@@ -7,8 +7,19 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::sysfs::read_optional_string;
-use crate::Result;
+use crate::{Error, Result};
+
+/// procfs hands over record-aligned chunks: read to the end.
+fn read_proc(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
 
 const RTF_UP: u32 = 0x0001;
 const RTF_REJECT: u32 = 0x0200;
@@ -17,7 +28,7 @@ const RTF_REJECT: u32 = 0x0200;
 /// `/proc/net` on a host; absent files (no IPv6) count as no routes.
 pub fn default_route_interfaces(proc_net: &Path) -> Result<HashSet<String>> {
     let mut names = HashSet::new();
-    if let Some(text) = read_optional_string(&proc_net.join("route"))? {
+    if let Some(text) = read_proc(&proc_net.join("route"))? {
         // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
         for fields in text
             .lines()
@@ -31,7 +42,7 @@ pub fn default_route_interfaces(proc_net: &Path) -> Result<HashSet<String>> {
             }
         }
     }
-    if let Some(text) = read_optional_string(&proc_net.join("ipv6_route"))? {
+    if let Some(text) = read_proc(&proc_net.join("ipv6_route"))? {
         // dest plen src plen next_hop metric refcnt use flags iface
         for fields in text
             .lines()

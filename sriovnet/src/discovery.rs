@@ -103,6 +103,13 @@ impl VirtualFunction {
     }
 }
 
+/// What all VFs of one PF have in common.
+struct Shared {
+    vendor: u16,
+    device: u16,
+    numa_node: Option<u32>,
+}
+
 /// The result of a scan: every PF that could be read, and what could not.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -124,12 +131,21 @@ impl Sysfs {
             });
         }
         let mut inventory = Inventory::default();
+        // A VF sorts after its PF (its routing id is the PF's plus an
+        // offset), so the VFs already read need no second look.
+        let mut seen_vfs = HashSet::new();
         for name in list_dir(&devices)? {
+            if seen_vfs.contains(&name) {
+                continue;
+            }
             let path = devices.join(&name);
             let pf = parse(&path, &name, "a PCI address")
                 .and_then(|address| self.read_pf(address, default_routes, &mut inventory.problems));
             match pf {
-                Ok(Some(pf)) => inventory.pfs.push(pf),
+                Ok(Some(pf)) => {
+                    seen_vfs.extend(pf.vfs.iter().map(|vf| vf.address.to_string()));
+                    inventory.pfs.push(pf);
+                }
                 Ok(None) => {}
                 Err(e) => inventory.problems.push(e),
             }
@@ -163,7 +179,7 @@ impl Sysfs {
         // A broken link of another VF does not matter here.
         for (index, vf) in self.virtfn_links(pf, &mut Vec::new())? {
             if vf == address {
-                return self.read_vf(address, pf, index);
+                return self.read_vf(address, pf, index, None);
             }
         }
         Err(Error::VfIndexNotFound { vf: address, pf })
@@ -201,22 +217,40 @@ impl Sysfs {
                 name,
             });
         }
+        let vendor = read_pci_id(&dir.join("vendor"))?;
+        let numa_node = read_numa_node(&dir.join("numa_node"))?;
+        // Every VF of a PF has the PF's vendor, the VF device id of its
+        // SR-IOV capability and the PF's NUMA node: read them once, not
+        // 256 times. Without `sriov_vf_device`, each VF is read.
+        let vf_device_path = dir.join("sriov_vf_device");
+        let shared = match read_optional_string(&vf_device_path)? {
+            Some(hex) => Some(Shared {
+                vendor,
+                device: u16::from_str_radix(&hex, 16).map_err(|_| Error::Parse {
+                    path: vf_device_path.clone(),
+                    value: hex.clone(),
+                    expected: "a PCI device id in hex",
+                })?,
+                numa_node,
+            }),
+            None => None,
+        };
         let mut vfs = Vec::new();
         for (index, vf) in self.virtfn_links(address, problems)? {
-            match self.read_vf(vf, address, index) {
+            match self.read_vf(vf, address, index, shared.as_ref()) {
                 Ok(vf) => vfs.push(vf),
                 Err(e) => problems.push(e),
             }
         }
         Ok(Some(PhysicalFunction {
             address,
-            vendor: read_pci_id(&dir.join("vendor"))?,
+            vendor,
             device: read_pci_id(&dir.join("device"))?,
             driver: read_link_name(&dir.join("driver"))?,
             netdevs,
             total_vfs: read_number(&total_vfs_path)?,
             num_vfs: read_number(&dir.join("sriov_numvfs"))?,
-            numa_node: read_numa_node(&dir.join("numa_node"))?,
+            numa_node,
             vfs,
         }))
     }
@@ -247,7 +281,13 @@ impl Sysfs {
         Ok(links)
     }
 
-    fn read_vf(&self, address: PciAddress, pf: PciAddress, index: u32) -> Result<VirtualFunction> {
+    fn read_vf(
+        &self,
+        address: PciAddress,
+        pf: PciAddress,
+        index: u32,
+        shared: Option<&Shared>,
+    ) -> Result<VirtualFunction> {
         let dir = self.pci_device(address);
         let iommu_group = match read_link_name(&dir.join("iommu_group"))? {
             Some(name) => Some(parse(
@@ -257,16 +297,24 @@ impl Sysfs {
             )?),
             None => None,
         };
+        let (vendor, device, numa_node) = match shared {
+            Some(s) => (s.vendor, s.device, s.numa_node),
+            None => (
+                read_pci_id(&dir.join("vendor"))?,
+                read_pci_id(&dir.join("device"))?,
+                read_numa_node(&dir.join("numa_node"))?,
+            ),
+        };
         Ok(VirtualFunction {
             address,
             pf,
             index,
-            vendor: read_pci_id(&dir.join("vendor"))?,
-            device: read_pci_id(&dir.join("device"))?,
+            vendor,
+            device,
             driver: read_link_name(&dir.join("driver"))?,
             netdev: self.netdev_names(address)?.into_iter().next(),
             iommu_group,
-            numa_node: read_numa_node(&dir.join("numa_node"))?,
+            numa_node,
         })
     }
 }

@@ -187,6 +187,10 @@ impl FakeSysfs {
             &format!("{}\n", nic.total_vfs),
         )?;
         self.write(&format!("{dir}/sriov_numvfs"), &format!("{num_vfs}\n"))?;
+        self.write(
+            &format!("{dir}/sriov_vf_device"),
+            &format!("{:x}\n", nic.vf_device),
+        )?;
         let mut vfs = Vec::new();
         for index in 0..num_vfs {
             let rid = routing_id(pf) + nic.vf_offset + nic.vf_stride * index;

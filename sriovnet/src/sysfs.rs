@@ -41,6 +41,11 @@ impl Sysfs {
     pub fn pci_device(&self, address: PciAddress) -> PathBuf {
         self.pci_devices().join(address.to_string())
     }
+
+    /// `class/net/<name>`: a netdev's directory, by name.
+    pub fn netdev(&self, name: &str) -> PathBuf {
+        self.root.join("class/net").join(name)
+    }
 }
 
 fn read_error(path: &Path, source: std::io::Error) -> Error {
@@ -52,17 +57,33 @@ fn read_error(path: &Path, source: std::io::Error) -> Error {
 
 /// A file's content without the trailing newline.
 pub(crate) fn read_string(path: &Path) -> Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.trim_end().to_string()),
-        Err(e) => Err(read_error(path, e)),
+    read_attribute(path).map_err(|e| read_error(path, e))
+}
+
+/// Reads a sysfs attribute in one `read`: an attribute hands over all of
+/// its (page-sized at most) value at once, as a small regular file in a
+/// fake tree does, so open, read, close is enough.
+/// `fs::read_to_string` would also stat the file and read again for EOF,
+/// which is most of discovery's cost with thousands of VFs.
+fn read_attribute(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = [0u8; 4096];
+    let n = file.read(&mut buffer)?;
+    let mut bytes = buffer[..n].to_vec();
+    if n == buffer.len() {
+        file.read_to_end(&mut bytes)?;
     }
+    let text =
+        String::from_utf8(bytes).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
+    Ok(text.trim_end().to_string())
 }
 
 /// Like [`read_string`], but a file that is absent, or whose driver refuses
 /// to answer (`phys_port_name` gives EOPNOTSUPP on many NICs), is `None`.
 pub(crate) fn read_optional_string(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s.trim_end().to_string()).filter(|s| !s.is_empty())),
+    match read_attribute(path) {
+        Ok(s) => Ok(Some(s).filter(|s| !s.is_empty())),
         Err(e) if is_absent(&e) => Ok(None),
         Err(e) => Err(read_error(path, e)),
     }

@@ -271,18 +271,57 @@ fn missing_file_names_the_file() {
     let vfs = fake
         .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
         .unwrap();
-    fake.remove(&format!("bus/pci/devices/{}/vendor", vfs[0]))
+    fake.add_pf(&INTEL_82576, "0000:02:00.0", "enp2s0", 1, 0)
+        .unwrap();
+    fake.remove("bus/pci/devices/0000:01:00.0/sriov_numvfs")
         .unwrap();
     let inventory = fake.sysfs().scan(&no_routes()).unwrap();
-    assert_eq!(inventory.pfs[0].vfs.len(), 1);
+    assert_eq!(inventory.pfs.len(), 1, "the other PF stays");
     let text = inventory.problems[0].to_string();
     assert!(
-        text.starts_with("read ") && text.contains(&format!("{}/vendor", vfs[0])),
+        text.starts_with("read ") && text.contains("0000:01:00.0/sriov_numvfs"),
         "{text}"
     );
 
+    // One VF read on its own (the CNI's path) reads its own ids.
+    fake.remove(&format!("bus/pci/devices/{}/vendor", vfs[0]))
+        .unwrap();
     let err = fake.sysfs().virtual_function(addr(&vfs[0])).unwrap_err();
     assert!(matches!(err, Error::Read { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{}/vendor", vfs[0])),
+        "{err}"
+    );
+}
+
+#[test]
+fn vfs_take_shared_ids_from_the_pf_or_read_their_own() {
+    let (_dir, fake) = tree();
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 1)
+        .unwrap();
+    let pf = &fake.sysfs().scan(&no_routes()).unwrap().pfs[0];
+    assert_eq!(
+        (pf.vfs[1].vendor, pf.vfs[1].device, pf.vfs[1].numa_node),
+        (0x8086, 0x10ca, Some(1))
+    );
+    // An older kernel has no sriov_vf_device: each VF's own files are read.
+    fake.remove("bus/pci/devices/0000:01:00.0/sriov_vf_device")
+        .unwrap();
+    fake.write(&format!("bus/pci/devices/{}/device", vfs[1]), "0x10cb\n")
+        .unwrap();
+    let pf = &fake.sysfs().scan(&no_routes()).unwrap().pfs[0];
+    assert_eq!(pf.vfs[1].device, 0x10cb);
+    fake.write("bus/pci/devices/0000:01:00.0/sriov_vf_device", "zz\n")
+        .unwrap();
+    let inventory = fake.sysfs().scan(&no_routes()).unwrap();
+    assert!(
+        inventory.problems[0]
+            .to_string()
+            .contains("sriov_vf_device"),
+        "{:?}",
+        inventory.problems
+    );
 }
 
 #[test]

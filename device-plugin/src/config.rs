@@ -1,0 +1,336 @@
+//! The config file, upstream's format: `{"resourceList":[...]}`.
+//!
+//! An invalid or duplicate resource name stops the daemon; anything wrong
+//! inside one pool (its selectors, an unsupported device type) drops that
+//! pool with a warning naming it. Keys match in any case, as upstream's
+//! decoder matches them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use crate::selector::Selector;
+
+pub const DEFAULT_PREFIX: &str = "intel.com";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceConfig {
+    pub name: String,
+    pub prefix: String,
+    pub exclude_topology: bool,
+    /// `additionalInfo`: per PCI address (or `*` for all), extra key/values
+    /// for the `_INFO` variable.
+    pub additional_info: BTreeMap<String, BTreeMap<String, String>>,
+    pub selectors: Vec<Selector>,
+}
+
+impl ResourceConfig {
+    /// The extended resource name kubelet sees, `<prefix>/<name>`.
+    pub fn resource_name(&self) -> String {
+        format!("{}/{}", self.prefix, self.name)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Config {
+    pub resources: Vec<ResourceConfig>,
+    /// What was dropped or ignored, each naming its pool.
+    pub warnings: Vec<String>,
+}
+
+/// An object's entries by lower-cased key.
+fn lowered(object: &Map<String, Value>) -> BTreeMap<String, &Value> {
+    object
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+impl Config {
+    /// Parses a config; `Err` is a one-line reason the daemon cannot start.
+    pub fn parse(text: &str, default_prefix: &str) -> Result<Self, String> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| format!("config is not valid JSON: {e}"))?;
+        let top = value.as_object().ok_or("config is not a JSON object")?;
+        let list = lowered(top)
+            .get("resourcelist")
+            .and_then(|v| v.as_array())
+            .ok_or("config has no resourceList")?
+            .clone();
+        let mut config = Config::default();
+        let mut seen = HashSet::new();
+        for (index, entry) in list.iter().enumerate() {
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| format!("resourceList[{index}] is not an object"))?;
+            let fields = lowered(entry);
+            let name = fields
+                .get("resourcename")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            if !valid_name(name) {
+                return Err(format!(
+                    "resourceList[{index}]: resourceName {:?} must match ^[a-zA-Z0-9_-]+$",
+                    fields
+                        .get("resourcename")
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                ));
+            }
+            let prefix = match fields.get("resourceprefix") {
+                None => default_prefix.to_string(),
+                Some(v) => match v.as_str() {
+                    Some(p) if valid_prefix(p) => p.to_string(),
+                    _ => {
+                        return Err(format!(
+                        "resourceList[{index}] ({name}): resourcePrefix {v} is not a domain name"
+                    ))
+                    }
+                },
+            };
+            let full = format!("{prefix}/{name}");
+            if !seen.insert(full.clone()) {
+                return Err(format!(
+                    "resourceList[{index}]: resource {full} is configured twice"
+                ));
+            }
+            match resource(name, prefix, &fields, &mut config.warnings) {
+                Ok(resource) => config.resources.push(resource),
+                Err(reason) => config
+                    .warnings
+                    .push(format!("pool {full} dropped: {reason}")),
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn resource(
+    name: &str,
+    prefix: String,
+    fields: &BTreeMap<String, &Value>,
+    warnings: &mut Vec<String>,
+) -> Result<ResourceConfig, String> {
+    let full = format!("{prefix}/{name}");
+    match fields.get("devicetype").map(|v| v.as_str()) {
+        None | Some(Some("netDevice")) | Some(Some("")) => {}
+        Some(Some(kind @ ("accelerator" | "auxNetDevice"))) => {
+            return Err(format!("deviceType {kind} is not supported"))
+        }
+        Some(other) => return Err(format!("deviceType {other:?} is unknown")),
+    }
+    let exclude_topology = match fields.get("excludetopology") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| format!("excludeTopology: {v} is not true or false"))?,
+    };
+    let mut additional_info = BTreeMap::new();
+    if let Some(info) = fields.get("additionalinfo") {
+        let info = info.as_object().ok_or("additionalInfo is not an object")?;
+        for (device, entries) in info {
+            let entries = entries
+                .as_object()
+                .ok_or_else(|| format!("additionalInfo.{device} is not an object"))?;
+            let mut values = BTreeMap::new();
+            for (key, value) in entries {
+                let value = value.as_str().ok_or_else(|| {
+                    format!("additionalInfo.{device}.{key}: {value} is not a string")
+                })?;
+                values.insert(key.clone(), value.to_string());
+            }
+            additional_info.insert(device.clone(), values);
+        }
+    }
+    let objects: Vec<&Map<String, Value>> = match fields.get("selectors") {
+        Some(Value::Object(one)) => vec![one],
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .map(|v| {
+                v.as_object()
+                    .ok_or_else(|| format!("selectors: {v} is not an object"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Array(_)) => return Err("selectors is an empty list".into()),
+        Some(other) => return Err(format!("selectors: {other} is not an object or a list")),
+        None => return Err("no selectors".into()),
+    };
+    let mut selectors = Vec::new();
+    for object in objects {
+        let mut notes = Vec::new();
+        selectors.push(Selector::parse(object, &mut notes)?);
+        warnings.extend(notes.into_iter().map(|n| format!("pool {full}: {n}")));
+    }
+    for key in fields.keys() {
+        let known = [
+            "resourcename",
+            "resourceprefix",
+            "devicetype",
+            "excludetopology",
+            "additionalinfo",
+            "selectors",
+        ];
+        if !known.contains(&key.as_str()) {
+            warnings.push(format!("pool {full}: unknown key {key:?} ignored"));
+        }
+    }
+    Ok(ResourceConfig {
+        name: name.to_string(),
+        prefix,
+        exclude_topology,
+        additional_info,
+        selectors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selector::PfMatch;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn upstream_readme_example() {
+        let config = Config::parse(&fixture("upstream-readme.json"), DEFAULT_PREFIX).unwrap();
+        let names: Vec<String> = config.resources.iter().map(|r| r.resource_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "intel.com/intel_sriov_netdevice",
+                "intel.com/intel_sriov_dpdk",
+                "mellanox.com/mlnx_sriov_rdma",
+                "intel.com/infiniband_rdma_netdevs",
+                "intel.com/intel_sriov_token",
+                "intel.com/brcm_sriov_bnxt",
+            ]
+        );
+        let dpdk = &config.resources[1].selectors[0];
+        assert!(dpdk.need_vhost_net);
+        assert_eq!(
+            dpdk.pf_names[1],
+            PfMatch {
+                pf: "enp2s2f1".into(),
+                vfs: None
+            }
+        );
+        assert!(config.resources[2].selectors[0].is_rdma);
+        assert_eq!(
+            config.resources[4].additional_info["*"]["token"],
+            "3e49019f-412f-4f02-824e-4cd195944205"
+        );
+        let dropped: Vec<&str> = config.warnings.iter().map(String::as_str).collect();
+        assert_eq!(
+            dropped,
+            [
+                "pool intel.com/ct6dx_vdpa_vhost dropped: vdpaType is not supported",
+                "pool intel.com/intel_fpga dropped: deviceType accelerator is not supported",
+                "pool nvidia.com/bf2_sf dropped: deviceType auxNetDevice is not supported",
+            ]
+        );
+    }
+
+    #[test]
+    fn upstream_doc_example_with_odd_keys() {
+        let config =
+            Config::parse(&fixture("upstream-config-file-doc.json"), "example.org").unwrap();
+        let pool = &config.resources[0];
+        assert_eq!(pool.resource_name(), "example.org/sriov_pf_ranges");
+        assert_eq!(
+            pool.selectors[0].pf_names[0],
+            PfMatch {
+                pf: "ens785f0".into(),
+                vfs: Some(vec![0..=4])
+            }
+        );
+        assert!(!pool.selectors[0].is_rdma);
+        assert_eq!(
+            config.warnings,
+            ["pool example.org/sriov_pf_ranges: unknown selector key \"SelectorObj\" ignored"]
+        );
+    }
+
+    #[test]
+    fn fatal_errors_name_the_entry() {
+        for (json, expected) in [
+            ("{", "config is not valid JSON"),
+            ("[]", "config is not a JSON object"),
+            ("{}", "config has no resourceList"),
+            (
+                r#"{"resourceList":[1]}"#,
+                "resourceList[0] is not an object",
+            ),
+            (
+                r#"{"resourceList":[{"resourceName":"bad name","selectors":{}}]}"#,
+                r#"resourceList[0]: resourceName "\"bad name\"""#,
+            ),
+            (
+                r#"{"resourceList":[{"selectors":{}}]}"#,
+                "resourceList[0]: resourceName",
+            ),
+            (
+                r#"{"resourceList":[{"resourceName":"a","selectors":{}},{"resourceName":"a","resourcePrefix":"intel.com","selectors":{}}]}"#,
+                "resourceList[1]: resource intel.com/a is configured twice",
+            ),
+            (
+                r#"{"resourceList":[{"resourceName":"a","resourcePrefix":"a/b","selectors":{}}]}"#,
+                r#"resourceList[0] (a): resourcePrefix "a/b" is not a domain name"#,
+            ),
+        ] {
+            let err = Config::parse(json, DEFAULT_PREFIX).unwrap_err();
+            assert!(err.starts_with(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_pool_is_dropped_and_the_rest_kept() {
+        let config = Config::parse(
+            r#"{"resourceList":[
+                {"resourceName":"a","selectors":{"vendors":"8086"}},
+                {"resourceName":"b","selectors":[]},
+                {"resourceName":"c"},
+                {"resourceName":"d","selectors":{"pfNames":["ens1f0#3-1"]}},
+                {"resourceName":"e","excludeTopology":"yes","selectors":{}},
+                {"resourceName":"ok","ExcludeTopology":true,"Selectors":[{"Drivers":["iavf"]},{"pciAddresses":["0000:01:10.0"]}],"colour":"blue"}
+            ]}"#,
+            DEFAULT_PREFIX,
+        )
+        .unwrap();
+        assert_eq!(config.resources.len(), 1);
+        let ok = &config.resources[0];
+        assert!(ok.exclude_topology);
+        assert_eq!(ok.selectors.len(), 2);
+        assert_eq!(ok.selectors[0].drivers, ["iavf"]);
+        assert_eq!(
+            config.warnings,
+            [
+                "pool intel.com/a dropped: vendors: \"8086\" is not a list",
+                "pool intel.com/b dropped: selectors is an empty list",
+                "pool intel.com/c dropped: no selectors",
+                "pool intel.com/d dropped: pfNames: \"ens1f0#3-1\": \"3-1\" is not a VF index or range a-b",
+                "pool intel.com/e dropped: excludeTopology: \"yes\" is not true or false",
+                "pool intel.com/ok: unknown key \"colour\" ignored",
+            ]
+        );
+    }
+}
