@@ -1,19 +1,22 @@
 # Scenario 1 (discovery): `sriov-device-plugin discover` lists every VF of
-# every PF with the right PF, index, ids, driver, netdev and IOMMU group.
-for pf in $(pfs); do set_num_vfs "$pf" 7; done
-sriov-device-plugin discover >/tmp/discover.out
+# every PF with the right PF, index, ids, driver, netdev, IOMMU group and
+# health, as sysfs has them.
+for pf in $(pfs); do
+    set_num_vfs "$pf" 7
+    link_up "$(vf_netdev "$pf")"
+done
+echo '{"resourceList":[{"resourceName":"igbvf","selectors":{"vendors":["8086"],"drivers":["igbvf"]}}]}' >/tmp/dp.json
+sriov-device-plugin discover --config-file /tmp/dp.json >/tmp/discover.out
 cat /tmp/discover.out
 
 [ "$(pfs | wc -l)" -eq 2 ] || fail "expected 2 PFs"
+[ "$(grep -c '^intel.com/igbvf ' /tmp/discover.out)" -eq 14 ] || fail "expected 14 VFs"
 for pf in $(pfs); do
-    grep -q "^PF $pf 8086:10c9 driver=igb netdev=$(ls /sys/bus/pci/devices/$pf/net) vfs=7/7 " /tmp/discover.out ||
-        fail "no line for PF $pf"
-    section=$(awk -v pf="$pf" '/^PF /{show = ($2 == pf)} show && /^  VF /' /tmp/discover.out)
+    pfdev=$(vf_netdev "$pf")
     for index in 0 1 2 3 4 5 6; do
-        vf=$(basename "$(readlink "/sys/bus/pci/devices/$pf/virtfn$index")")
-        netdev=$(ls "/sys/bus/pci/devices/$vf/net")
+        vf=$(vf_address "$pf" "$index")
         group=$(basename "$(readlink "/sys/bus/pci/devices/$vf/iommu_group")")
-        expected=$(printf '  VF %-3s %s 8086:10ca driver=igbvf netdev=%s iommu_group=%s' "$index" "$vf" "$netdev" "$group")
-        echo "$section" | grep -qxF "$expected" || fail "missing: $expected"
+        expected="intel.com/igbvf $vf $pfdev $index 8086:10ca igbvf $(vf_netdev "$vf") - $group Healthy"
+        tr -s ' ' </tmp/discover.out | grep -qxF "$expected" || fail "missing: $expected"
     done
 done
