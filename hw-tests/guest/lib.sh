@@ -54,9 +54,11 @@ netconf() {
 # The PF's view of VF $2 as the vf example prints it.
 vf_line() { vf "$1" | grep "^vf $2 "; }
 
-# A netdev's name, MTU, MAC, altnames and admin state, for comparing.
+# A netdev's name, MTU, MAC, altnames and admin state, for comparing. Not
+# its permanent address: igbvf copies each MAC its PF assigns into it, and
+# nothing in userspace can set it back.
 link_summary() {
-    ip -o link show "$1" | sed -E 's/^[0-9]+: //; s/ qdisc [^ ]+//; s/ state [A-Z]+//; s/ mode [A-Z]+//; s/ group [a-z]+//; s/ qlen [0-9]+//; s/\\//g; s/ +/ /g'
+    ip -o link show "$1" | sed -E 's/^[0-9]+: //; s/ qdisc [^ ]+//; s/ state [A-Z]+//; s/ mode [A-Z]+//; s/ group [a-z]+//; s/ qlen [0-9]+//; s/ permaddr [0-9a-f:]+//; s/\\//g; s/ +/ /g'
 }
 
 # Waits for carrier on a link inside a named netns.
