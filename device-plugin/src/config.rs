@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use crate::preferred::Policy;
 use crate::selector::Selector;
 
 pub const DEFAULT_PREFIX: &str = "intel.com";
@@ -22,6 +23,8 @@ pub struct ResourceConfig {
     /// for the `_INFO` variable.
     pub additional_info: BTreeMap<String, BTreeMap<String, String>>,
     pub selectors: Vec<Selector>,
+    /// `allocationPolicy` (ours): how GetPreferredAllocation picks PFs.
+    pub policy: Policy,
 }
 
 impl ResourceConfig {
@@ -133,6 +136,14 @@ fn resource(
         }
         Some(other) => return Err(format!("deviceType {other:?} is unknown")),
     }
+    let policy = match fields.get("allocationpolicy") {
+        None => Policy::Spread,
+        Some(v) => match v.as_str() {
+            Some("spread") => Policy::Spread,
+            Some("pack") => Policy::Pack,
+            _ => return Err(format!("allocationPolicy {v} is not spread or pack")),
+        },
+    };
     let exclude_topology = match fields.get("excludetopology") {
         None => false,
         Some(v) => v
@@ -194,6 +205,7 @@ fn resource(
         exclude_topology,
         additional_info,
         selectors,
+        policy,
     })
 }
 
@@ -311,6 +323,7 @@ mod tests {
                 {"resourceName":"c"},
                 {"resourceName":"d","selectors":{"pfNames":["ens1f0#3-1"]}},
                 {"resourceName":"e","excludeTopology":"yes","selectors":{}},
+                {"resourceName":"f","allocationPolicy":"random","selectors":{}},
                 {"resourceName":"ok","ExcludeTopology":true,"Selectors":[{"Drivers":["iavf"]},{"pciAddresses":["0000:01:10.0"]}],"colour":"blue"}
             ]}"#,
             DEFAULT_PREFIX,
@@ -329,6 +342,7 @@ mod tests {
                 "pool intel.com/c dropped: no selectors",
                 "pool intel.com/d dropped: pfNames: \"ens1f0#3-1\": \"3-1\" is not a VF index or range a-b",
                 "pool intel.com/e dropped: excludeTopology: \"yes\" is not true or false",
+                "pool intel.com/f dropped: allocationPolicy \"random\" is not spread or pack",
                 "pool intel.com/ok: unknown key \"colour\" ignored",
             ]
         );

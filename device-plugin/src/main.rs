@@ -1,13 +1,18 @@
 //! `sriov-device-plugin`: advertises SR-IOV VFs to kubelet as extended
-//! resources. Today: `discover`, which prints the pools this host would
-//! advertise under a config. Serving kubelet comes next (issue 3).
+//! resources. Without a subcommand it is the daemon; `discover` prints the
+//! pools this host would advertise under a config, and exits.
 
+mod allocate;
 mod config;
+mod daemon;
 mod device;
 mod discover;
 mod health;
 mod pool;
+mod preferred;
+mod register;
 mod selector;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +26,18 @@ use config::{Config, DEFAULT_PREFIX};
 #[command(name = "sriov-device-plugin", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[arg(long, default_value = "/etc/pcidp/config.json")]
+    config_file: PathBuf,
+    /// The prefix of pools that do not set resourcePrefix.
+    #[arg(long, default_value = DEFAULT_PREFIX)]
+    resource_prefix: String,
+    /// The sysfs tree to read (a fake tree for tests).
+    #[arg(long, default_value = "/sys")]
+    sysfs_root: PathBuf,
+    /// Where pool sockets go and kubelet serves kubelet.sock.
+    #[arg(long, default_value = kubelet_api::deviceplugin::v1beta1::DEVICE_PLUGIN_PATH)]
+    device_plugin_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -72,10 +88,25 @@ fn discover(args: &DiscoverArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn serve(cli: Cli) -> Result<(), String> {
+    // One thread is enough for a handful of pools and keeps the daemon small.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(daemon::run(daemon::Options {
+        config_file: cli.config_file,
+        resource_prefix: cli.resource_prefix,
+        sysfs_root: cli.sysfs_root,
+        device_plugin_dir: cli.device_plugin_dir,
+    }))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
-        Command::Discover(args) => discover(args),
+        Some(Command::Discover(args)) => discover(args),
+        None => serve(cli),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

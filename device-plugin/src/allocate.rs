@@ -1,0 +1,105 @@
+//! What a container gets for its devices: the `PCIDEVICE_*` variables in
+//! upstream's format, and the device nodes a userspace VF needs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kubelet_api::deviceplugin::v1beta1::{ContainerAllocateResponse, DeviceSpec};
+use serde_json::{json, Map, Value};
+
+use crate::pool::Member;
+
+/// `PCIDEVICE_<PREFIX>_<NAME>`: upper-cased, with `.`, `/` and `-` as `_`.
+pub fn env_name(resource_name: &str) -> String {
+    let name: String = format!("PCIDEVICE_{resource_name}")
+        .chars()
+        .map(|c| {
+            if matches!(c, '.' | '/' | '-') {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect();
+    name
+}
+
+fn spec(path: &str) -> DeviceSpec {
+    DeviceSpec {
+        container_path: path.to_string(),
+        host_path: path.to_string(),
+        permissions: "rw".to_string(),
+    }
+}
+
+/// The response for one container's devices, all already known and healthy.
+pub fn container_response(
+    resource_name: &str,
+    members: &[&Member],
+    additional_info: &BTreeMap<String, BTreeMap<String, String>>,
+    dev: &Path,
+) -> ContainerAllocateResponse {
+    let name = env_name(resource_name);
+    let ids: Vec<String> = members
+        .iter()
+        .map(|m| m.device.address.to_string())
+        .collect();
+    let mut info = Map::new();
+    let mut devices: Vec<DeviceSpec> = Vec::new();
+    for (member, id) in members.iter().zip(&ids) {
+        let mut providers = Map::new();
+        providers.insert("generic".into(), json!({ "deviceID": id }));
+        if let (Some("vfio-pci"), Some(group)) =
+            (member.device.driver.as_deref(), member.device.iommu_group)
+        {
+            let group_path = format!("/dev/vfio/{group}");
+            providers.insert(
+                "vfio".into(),
+                json!({ "mount": "/dev/vfio/vfio", "dev-mount": group_path }),
+            );
+            devices.extend([spec("/dev/vfio/vfio"), spec(&group_path)]);
+        }
+        // Upstream leaves vhost-net out when the host lacks either node.
+        if member.need_vhost_net && dev.join("vhost-net").exists() && dev.join("net/tun").exists() {
+            providers.insert(
+                "vhost".into(),
+                json!({ "net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun" }),
+            );
+            devices.extend([spec("/dev/vhost-net"), spec("/dev/net/tun")]);
+        }
+        let mut extra = additional_info.get("*").cloned().unwrap_or_default();
+        extra.extend(additional_info.get(id).cloned().unwrap_or_default());
+        if !extra.is_empty() {
+            providers.insert("extra".into(), json!(extra));
+        }
+        info.insert(id.clone(), Value::Object(providers));
+    }
+    let mut seen = std::collections::HashSet::new();
+    devices.retain(|d| seen.insert(d.host_path.clone()));
+    ContainerAllocateResponse {
+        envs: [
+            (name.clone(), ids.join(",")),
+            (format!("{name}_INFO"), Value::Object(info).to_string()),
+        ]
+        .into(),
+        devices,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_follow_upstream_plus_slashes_and_hyphens() {
+        assert_eq!(
+            env_name("intel.com/sriov_net"),
+            "PCIDEVICE_INTEL_COM_SRIOV_NET"
+        );
+        assert_eq!(
+            env_name("example-corp.io/fast-vfs"),
+            "PCIDEVICE_EXAMPLE_CORP_IO_FAST_VFS"
+        );
+    }
+}

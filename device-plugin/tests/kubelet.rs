@@ -1,0 +1,247 @@
+//! The daemon against a fake kubelet speaking the real device-plugin gRPC
+//! protocol over unix sockets: registration, dial-back, ListAndWatch,
+//! Allocate, GetPreferredAllocation, and sockets removed on SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use kubelet_api::deviceplugin::v1beta1::{
+    self as dp, device_plugin_client::DevicePluginClient, registration_server::Registration,
+    registration_server::RegistrationServer,
+};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use sriovnet::fake::{FakeSysfs, INTEL_82576, INTEL_E810};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tonic::{Request, Response, Status};
+
+struct FakeKubelet(mpsc::Sender<dp::RegisterRequest>);
+
+#[tonic::async_trait]
+impl Registration for FakeKubelet {
+    async fn register(
+        &self,
+        request: Request<dp::RegisterRequest>,
+    ) -> Result<Response<dp::Empty>, Status> {
+        self.0
+            .send(request.into_inner())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(dp::Empty {}))
+    }
+}
+
+async fn connect(socket: PathBuf) -> Channel {
+    Endpoint::try_from("http://localhost")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .unwrap()
+}
+
+/// The daemon, stopped with SIGTERM when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+fn start_daemon(root: &Path, plugins: &Path) -> Daemon {
+    let config = root.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"resourceList":[
+            {"resourceName":"igb","selectors":{"drivers":["igbvf","vfio-pci"]},
+             "additionalInfo":{"*":{"site":"lab"},"0000:01:10.0":{"site":"rack1"}}},
+            {"resourceName":"e810","resourcePrefix":"example.org","selectors":{"drivers":["iavf"]}},
+            {"resourceName":"none","selectors":{"vendors":["1af4"]}}]}"#,
+    )
+    .unwrap();
+    Daemon(
+        Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--sysfs-root")
+            .arg(root)
+            .arg("--device-plugin-dir")
+            .arg(plugins)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn registers_serves_and_allocates() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    let igb = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 7, 0)
+        .unwrap();
+    fake.bind(&igb[6], "vfio-pci").unwrap();
+    fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 4, 1)
+        .unwrap();
+    fake.add_pf(&INTEL_E810, "0000:5e:00.0", "ens3f0", 4, 1)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+
+    let (registered, mut registrations) = mpsc::channel(4);
+    let listener = UnixListener::bind(plugins.join("kubelet.sock")).unwrap();
+    tokio::spawn(
+        Server::builder()
+            .add_service(RegistrationServer::new(FakeKubelet(registered)))
+            .serve_with_incoming(UnixListenerStream::new(listener)),
+    );
+    let daemon = start_daemon(dir.path(), &plugins);
+
+    let mut requests = Vec::new();
+    for _ in 0..2 {
+        let request = tokio::time::timeout(Duration::from_secs(20), registrations.recv())
+            .await
+            .expect("the daemon registers its pools")
+            .unwrap();
+        requests.push(request);
+    }
+    requests.sort_by(|a, b| a.resource_name.cmp(&b.resource_name));
+    assert_eq!(requests[0].resource_name, "example.org/e810");
+    assert_eq!(requests[0].endpoint, "example.org_e810.sock");
+    assert_eq!(requests[1].resource_name, "intel.com/igb");
+    assert_eq!(requests[1].version, "v1beta1");
+    assert!(
+        requests[1]
+            .options
+            .as_ref()
+            .unwrap()
+            .get_preferred_allocation_available
+    );
+    let igb_socket = plugins.join(&requests[1].endpoint);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&igb_socket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !plugins.join("intel.com_none.sock").exists(),
+        "an empty pool is not served"
+    );
+
+    // Kubelet dials the pool back.
+    let mut igb_pool = DevicePluginClient::new(connect(igb_socket.clone()).await);
+    let options = igb_pool
+        .get_device_plugin_options(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(options.get_preferred_allocation_available);
+    let mut lists = igb_pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let first = lists.message().await.unwrap().unwrap();
+    let ids: Vec<&str> = first.devices.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "0000:01:10.0",
+            "0000:01:10.2",
+            "0000:01:10.4",
+            "0000:01:10.6",
+            "0000:01:11.0",
+            "0000:01:11.2",
+            "0000:01:11.4"
+        ]
+    );
+    assert!(first.devices.iter().all(|d| d.health == "Healthy"));
+    assert_eq!(first.devices[0].topology.as_ref().unwrap().nodes[0].id, 0);
+
+    let response = igb_pool
+        .allocate(dp::AllocateRequest {
+            container_requests: vec![dp::ContainerAllocateRequest {
+                devices_ids: vec!["0000:01:10.0".into(), "0000:01:11.4".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let container = &response.container_responses[0];
+    assert_eq!(
+        container.envs["PCIDEVICE_INTEL_COM_IGB"],
+        "0000:01:10.0,0000:01:11.4"
+    );
+    let info: Value =
+        serde_json::from_str(&container.envs["PCIDEVICE_INTEL_COM_IGB_INFO"]).unwrap();
+    assert_eq!(info["0000:01:10.0"]["generic"]["deviceID"], "0000:01:10.0");
+    assert_eq!(info["0000:01:10.0"]["extra"]["site"], "rack1");
+    assert_eq!(info["0000:01:11.4"]["extra"]["site"], "lab");
+    assert_eq!(info["0000:01:11.4"]["vfio"]["mount"], "/dev/vfio/vfio");
+    assert_eq!(info["0000:01:11.4"]["vfio"]["dev-mount"], "/dev/vfio/6");
+    assert!(info["0000:01:10.0"].get("vfio").is_none());
+    let specs: Vec<(&str, &str)> = container
+        .devices
+        .iter()
+        .map(|d| (d.host_path.as_str(), d.permissions.as_str()))
+        .collect();
+    assert_eq!(specs, [("/dev/vfio/vfio", "rw"), ("/dev/vfio/6", "rw")]);
+
+    let unknown = igb_pool
+        .allocate(dp::AllocateRequest {
+            container_requests: vec![dp::ContainerAllocateRequest {
+                devices_ids: vec!["0000:09:00.0".into()],
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+    assert!(
+        unknown.message().contains("0000:09:00.0"),
+        "{}",
+        unknown.message()
+    );
+
+    // Spread across the E810 pool's two PFs.
+    let mut e810_pool =
+        DevicePluginClient::new(connect(plugins.join("example.org_e810.sock")).await);
+    let available: Vec<String> = [
+        "0000:3b:01.0",
+        "0000:3b:01.1",
+        "0000:3b:01.2",
+        "0000:3b:01.3",
+        "0000:5e:01.0",
+        "0000:5e:01.1",
+        "0000:5e:01.2",
+        "0000:5e:01.3",
+    ]
+    .map(String::from)
+    .to_vec();
+    let preferred = e810_pool
+        .get_preferred_allocation(dp::PreferredAllocationRequest {
+            container_requests: vec![dp::ContainerPreferredAllocationRequest {
+                available_device_i_ds: available,
+                must_include_device_i_ds: vec!["0000:3b:01.1".into()],
+                allocation_size: 3,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        preferred.container_responses[0].device_i_ds,
+        ["0000:3b:01.1", "0000:5e:01.0", "0000:3b:01.0"]
+    );
+
+    drop(daemon);
+    assert!(!igb_socket.exists(), "the socket is removed on SIGTERM");
+}
