@@ -1,9 +1,14 @@
 //! The daemon: discover, sort into pools, serve each pool on its own
-//! socket and register it with kubelet; remove the sockets on SIGTERM.
+//! socket and register it with kubelet. Kubelet deletes plugin sockets and
+//! recreates `kubelet.sock` when it restarts: an inotify watch on the
+//! directory re-serves what was deleted and registers everything again.
+//! A pool server that stops is started again. Sockets go on SIGTERM.
 
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use inotify::{EventMask, Inotify, WatchMask};
 use kubelet_api::deviceplugin::v1beta1::{
     device_plugin_server::DevicePluginServer, KUBELET_SOCKET,
 };
@@ -11,11 +16,14 @@ use sriovnet::{default_route_interfaces, Sysfs};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::health::health_of;
+use crate::pool::Pool;
 use crate::server::PoolService;
 use crate::{device, pool};
 
@@ -24,6 +32,74 @@ pub struct Options {
     pub resource_prefix: String,
     pub sysfs_root: PathBuf,
     pub device_plugin_dir: PathBuf,
+}
+
+/// One advertised pool and its server.
+struct Served {
+    pool: Pool,
+    resource: String,
+    endpoint: String,
+    socket: PathBuf,
+    health: watch::Receiver<Vec<&'static str>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    /// (Re)binds the socket and serves on it; the server restarts itself if
+    /// it ever stops, so the pool keeps being advertised.
+    fn serve(&mut self) -> Result<(), String> {
+        if let Some(old) = self.server.take() {
+            old.abort();
+        }
+        let listener = bind(&self.socket)?;
+        let (pool, health, resource, socket) = (
+            self.pool.clone(),
+            self.health.clone(),
+            self.resource.clone(),
+            self.socket.clone(),
+        );
+        self.server = Some(tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
+                    Ok(l) => UnixListenerStream::new(l),
+                    Err(e) => {
+                        eprintln!("warning: {resource}: {e}");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let service =
+                    DevicePluginServer::new(PoolService::new(pool.clone(), health.clone()));
+                let served = Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(incoming)
+                    .await;
+                eprintln!("warning: {resource}: server stopped ({served:?}); serving again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }));
+        Ok(())
+    }
+
+    async fn register(&self, dir: &Path) {
+        match crate::register::register(&dir.join(KUBELET_SOCKET), &self.endpoint, &self.resource)
+            .await
+        {
+            Ok(()) => eprintln!("registered {} ({})", self.resource, self.socket.display()),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+}
+
+/// A fresh socket, mode 0600.
+fn bind(socket: &Path) -> Result<UnixListener, String> {
+    let _ = std::fs::remove_file(socket);
+    let listener =
+        UnixListener::bind(socket).map_err(|e| format!("listen on {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
+    Ok(listener)
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
@@ -40,56 +116,94 @@ pub async fn run(options: Options) -> Result<(), String> {
         eprintln!("warning: skipped: {problem}");
     }
     let devices = device::candidates(&sysfs, &inventory, &routes);
-    let pools = pool::assign(&config.resources, &devices);
 
-    let mut sockets = Vec::new();
+    // Watch before the first registration, so a kubelet restart in between
+    // is not missed.
+    let inotify = Inotify::init().map_err(|e| format!("inotify: {e}"))?;
+    inotify
+        .watches()
+        .add(
+            &options.device_plugin_dir,
+            WatchMask::CREATE | WatchMask::DELETE,
+        )
+        .map_err(|e| format!("watch {}: {e}", options.device_plugin_dir.display()))?;
+    let mut events = inotify
+        .into_event_stream([0u8; 4096])
+        .map_err(|e| format!("inotify: {e}"))?;
+
+    let mut served = Vec::new();
     let mut health_senders = Vec::new();
-    for pool in pools {
+    for pool in pool::assign(&config.resources, &devices) {
         let resource = pool.config.resource_name();
         if pool.members.is_empty() {
             eprintln!("warning: pool {resource} has no devices; not advertised");
             continue;
         }
-        let endpoint = format!("{}_{}.sock", pool.config.prefix, pool.config.name);
-        let socket = options.device_plugin_dir.join(&endpoint);
-        let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket)
-            .map_err(|e| format!("listen on {}: {e}", socket.display()))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
         let health = health_of(
             &sysfs,
             &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
         );
         let (sender, receiver) = watch::channel(health);
         health_senders.push(sender);
-        let service = DevicePluginServer::new(PoolService::new(pool, receiver));
-        tokio::spawn(
-            Server::builder()
-                .add_service(service)
-                .serve_with_incoming(UnixListenerStream::new(listener)),
-        );
+        let endpoint = format!("{}_{}.sock", pool.config.prefix, pool.config.name);
+        let mut pool = Served {
+            socket: options.device_plugin_dir.join(&endpoint),
+            endpoint,
+            resource,
+            pool,
+            health: receiver,
+            server: None,
+        };
         // Serving before registering: kubelet dials back at once.
-        if let Err(e) = crate::register::register(
-            &options.device_plugin_dir.join(KUBELET_SOCKET),
-            &endpoint,
-            &resource,
-        )
-        .await
-        {
-            eprintln!("warning: {e}");
-        }
-        eprintln!("serving {resource} on {}", socket.display());
-        sockets.push(socket);
+        pool.serve()?;
+        pool.register(&options.device_plugin_dir).await;
+        served.push(pool);
     }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            event = events.next(), if watching => {
+                let event = match event {
+                    Some(Ok(event)) => event,
+                    Some(Err(e)) => {
+                        eprintln!("warning: inotify: {e}");
+                        continue;
+                    }
+                    None => {
+                        eprintln!("warning: the inotify watch ended; kubelet restarts will not be seen");
+                        watching = false;
+                        continue;
+                    }
+                };
+                let name = event.name.as_deref().unwrap_or(OsStr::new(""));
+                if event.mask.contains(EventMask::DELETE) {
+                    // Kubelet removed a pool's socket: serve it again. (Our
+                    // own re-binding deletes it too, but then it is back.)
+                    for pool in served.iter_mut().filter(|p| name == OsStr::new(&p.endpoint) && !p.socket.exists()) {
+                        if let Err(e) = pool.serve() {
+                            eprintln!("warning: {e}");
+                        }
+                    }
+                } else if name == OsStr::new(KUBELET_SOCKET) {
+                    eprintln!("kubelet restarted; registering again");
+                    for pool in served.iter_mut() {
+                        if !pool.socket.exists() {
+                            if let Err(e) = pool.serve() {
+                                eprintln!("warning: {e}");
+                            }
+                        }
+                        pool.register(&options.device_plugin_dir).await;
+                    }
+                }
+            }
+        }
     }
-    for socket in sockets {
-        let _ = std::fs::remove_file(socket);
+    for pool in &served {
+        let _ = std::fs::remove_file(&pool.socket);
     }
     drop(health_senders);
     Ok(())

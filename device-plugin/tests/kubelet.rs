@@ -82,6 +82,71 @@ fn start_daemon(root: &Path, plugins: &Path) -> Daemon {
     )
 }
 
+/// Serves a fake kubelet's Registration on `<plugins>/kubelet.sock`.
+fn start_kubelet(plugins: &Path) -> mpsc::Receiver<dp::RegisterRequest> {
+    let (registered, registrations) = mpsc::channel(4);
+    let _ = std::fs::remove_file(plugins.join("kubelet.sock"));
+    let listener = UnixListener::bind(plugins.join("kubelet.sock")).unwrap();
+    tokio::spawn(
+        Server::builder()
+            .add_service(RegistrationServer::new(FakeKubelet(registered)))
+            .serve_with_incoming(UnixListenerStream::new(listener)),
+    );
+    registrations
+}
+
+/// The next `count` registrations, by resource name.
+async fn registered(
+    registrations: &mut mpsc::Receiver<dp::RegisterRequest>,
+    count: usize,
+) -> Vec<dp::RegisterRequest> {
+    let mut requests = Vec::new();
+    for _ in 0..count {
+        let request = tokio::time::timeout(Duration::from_secs(20), registrations.recv())
+            .await
+            .expect("the daemon registers its pools")
+            .unwrap();
+        requests.push(request);
+    }
+    requests.sort_by(|a, b| a.resource_name.cmp(&b.resource_name));
+    requests
+}
+
+#[tokio::test]
+async fn registers_again_when_kubelet_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 2, 1)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let mut first = start_kubelet(&plugins);
+    let _daemon = start_daemon(dir.path(), &plugins);
+    let before = registered(&mut first, 2).await;
+
+    // Kubelet restarts: it deletes every plugin socket, then serves
+    // kubelet.sock anew.
+    for entry in std::fs::read_dir(&plugins).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let mut second = start_kubelet(&plugins);
+    let after = registered(&mut second, 2).await;
+    assert_eq!(after, before);
+    for request in &after {
+        let socket = plugins.join(&request.endpoint);
+        assert!(socket.exists(), "{} is served again", socket.display());
+        let mut pool = DevicePluginClient::new(connect(socket).await);
+        let mut lists = pool
+            .list_and_watch(dp::Empty {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!lists.message().await.unwrap().unwrap().devices.is_empty());
+    }
+}
+
 #[tokio::test]
 async fn registers_serves_and_allocates() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,24 +162,9 @@ async fn registers_serves_and_allocates() {
     let plugins = dir.path().join("device-plugins");
     std::fs::create_dir(&plugins).unwrap();
 
-    let (registered, mut registrations) = mpsc::channel(4);
-    let listener = UnixListener::bind(plugins.join("kubelet.sock")).unwrap();
-    tokio::spawn(
-        Server::builder()
-            .add_service(RegistrationServer::new(FakeKubelet(registered)))
-            .serve_with_incoming(UnixListenerStream::new(listener)),
-    );
+    let mut registrations = start_kubelet(&plugins);
     let daemon = start_daemon(dir.path(), &plugins);
-
-    let mut requests = Vec::new();
-    for _ in 0..2 {
-        let request = tokio::time::timeout(Duration::from_secs(20), registrations.recv())
-            .await
-            .expect("the daemon registers its pools")
-            .unwrap();
-        requests.push(request);
-    }
-    requests.sort_by(|a, b| a.resource_name.cmp(&b.resource_name));
+    let requests = registered(&mut registrations, 2).await;
     assert_eq!(requests[0].resource_name, "example.org/e810");
     assert_eq!(requests[0].endpoint, "example.org_e810.sock");
     assert_eq!(requests[1].resource_name, "intel.com/igb");
