@@ -12,10 +12,10 @@ use inotify::{EventMask, Inotify, WatchMask};
 use kubelet_api::deviceplugin::v1beta1::{
     device_plugin_server::DevicePluginServer, KUBELET_SOCKET,
 };
-use sriovnet::{default_route_interfaces, Sysfs};
+use sriovnet::{default_route_interfaces, LinkEvents, LinkMonitor, Sysfs};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::StreamExt;
@@ -41,6 +41,9 @@ struct Served {
     endpoint: String,
     socket: PathBuf,
     health: watch::Receiver<Vec<&'static str>>,
+    /// Where a health change goes: every ListAndWatch stream sends a fresh
+    /// list when it changes.
+    health_updates: watch::Sender<Vec<&'static str>>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -80,6 +83,26 @@ impl Served {
             }
         }));
         Ok(())
+    }
+
+    /// Re-reads the health of its devices from the tree; true if it changed.
+    fn refresh_health(&self, sysfs: &Sysfs) -> bool {
+        let devices: Vec<&crate::device::Device> =
+            self.pool.members.iter().map(|m| &m.device).collect();
+        let health = health_of(sysfs, &devices);
+        self.health_updates.send_if_modified(|current| {
+            let changed = *current != health;
+            *current = health;
+            changed
+        })
+    }
+
+    /// Whether a link event about `name` can change this pool's health.
+    fn watches_link(&self, name: &str) -> bool {
+        self.pool
+            .members
+            .iter()
+            .any(|m| m.device.pf_name.as_deref().or(m.device.netdev.as_deref()) == Some(name))
     }
 
     async fn register(&self, dir: &Path) {
@@ -131,8 +154,8 @@ pub async fn run(options: Options) -> Result<(), String> {
         .into_event_stream([0u8; 4096])
         .map_err(|e| format!("inotify: {e}"))?;
 
+    let mut links = watch_links();
     let mut served = Vec::new();
-    let mut health_senders = Vec::new();
     for pool in pool::assign(&config.resources, &devices) {
         let resource = pool.config.resource_name();
         if pool.members.is_empty() {
@@ -143,8 +166,7 @@ pub async fn run(options: Options) -> Result<(), String> {
             &sysfs,
             &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
         );
-        let (sender, receiver) = watch::channel(health);
-        health_senders.push(sender);
+        let (health_updates, receiver) = watch::channel(health);
         let endpoint = format!("{}_{}.sock", pool.config.prefix, pool.config.name);
         let mut pool = Served {
             socket: options.device_plugin_dir.join(&endpoint),
@@ -152,6 +174,7 @@ pub async fn run(options: Options) -> Result<(), String> {
             resource,
             pool,
             health: receiver,
+            health_updates,
             server: None,
         };
         // Serving before registering: kubelet dials back at once.
@@ -166,6 +189,19 @@ pub async fn run(options: Options) -> Result<(), String> {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
+            event = links.recv() => {
+                // The kernel says links changed: the tree has their state.
+                let Some(event) = event else { continue };
+                for pool in &served {
+                    let concerned = match &event {
+                        LinkEvents::Lost => true,
+                        LinkEvents::Links(names) => names.iter().any(|n| pool.watches_link(n)),
+                    };
+                    if concerned && pool.refresh_health(&sysfs) {
+                        eprintln!("{}: health changed", pool.resource);
+                    }
+                }
+            }
             event = events.next(), if watching => {
                 let event = match event {
                     Some(Ok(event)) => event,
@@ -205,6 +241,31 @@ pub async fn run(options: Options) -> Result<(), String> {
     for pool in &served {
         let _ = std::fs::remove_file(&pool.socket);
     }
-    drop(health_senders);
     Ok(())
+}
+
+/// Link events from the kernel, read on a thread of their own (the
+/// subscription blocks). A failure is reported and the thread ends:
+/// devices keep the health they have.
+fn watch_links() -> mpsc::Receiver<LinkEvents> {
+    let (sender, receiver) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        let mut monitor = match LinkMonitor::open() {
+            Ok(monitor) => monitor,
+            Err(e) => return eprintln!("warning: no link events, health will not change: {e}"),
+        };
+        loop {
+            match monitor.wait() {
+                Ok(events) => {
+                    if sender.blocking_send(events).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    return eprintln!("warning: link events stopped, health will not change: {e}")
+                }
+            }
+        }
+    });
+    receiver
 }

@@ -58,7 +58,33 @@ impl Drop for Daemon {
     }
 }
 
+/// A named network namespace, deleted on drop.
+struct Namespace(String);
+
+impl Namespace {
+    fn new() -> Self {
+        let name = format!("sriovdp-{}", std::process::id());
+        ip(&["netns", "add", &name]);
+        Namespace(name)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().unwrap();
+    assert!(status.success(), "ip {args:?}");
+}
+
 fn start_daemon(root: &Path, plugins: &Path) -> Daemon {
+    start_daemon_in(None, root, plugins)
+}
+
+fn start_daemon_in(netns: Option<&Namespace>, root: &Path, plugins: &Path) -> Daemon {
     let config = root.join("config.json");
     std::fs::write(
         &config,
@@ -69,8 +95,21 @@ fn start_daemon(root: &Path, plugins: &Path) -> Daemon {
             {"resourceName":"none","selectors":{"vendors":["1af4"]}}]}"#,
     )
     .unwrap();
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args([
+                "netns",
+                "exec",
+                &ns.0,
+                env!("CARGO_BIN_EXE_sriov-device-plugin"),
+            ]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin")),
+    };
     Daemon(
-        Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+        command
             .arg("--config-file")
             .arg(&config)
             .arg("--sysfs-root")
@@ -145,6 +184,56 @@ async fn registers_again_when_kubelet_restarts() {
             .into_inner();
         assert!(!lists.message().await.unwrap().unwrap().devices.is_empty());
     }
+}
+
+/// As root: the daemon runs in a private namespace where a veth carries the
+/// fake PF's name, so that link events about it are real ones.
+#[tokio::test]
+async fn health_follows_the_pf_link_on_link_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let ns = Namespace::new();
+    ip(&[
+        "-n", &ns.0, "link", "add", "enp1s0", "type", "veth", "peer", "name", "enp1s0p",
+    ]);
+    let mut registrations = start_kubelet(&plugins);
+    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins);
+    let request = registered(&mut registrations, 1).await.remove(0);
+    let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
+    let mut lists = pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let health = |list: dp::ListAndWatchResponse| {
+        list.devices
+            .iter()
+            .map(|d| d.health.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        health(lists.message().await.unwrap().unwrap()),
+        ["Healthy"; 3]
+    );
+
+    // The tree says the PF is down; a link event makes the daemon look.
+    fake.write("class/net/enp1s0/operstate", "down\n").unwrap();
+    ip(&["-n", &ns.0, "link", "set", "enp1s0", "up"]);
+    let next = tokio::time::timeout(Duration::from_secs(10), lists.message())
+        .await
+        .expect("a fresh list");
+    assert_eq!(health(next.unwrap().unwrap()), ["Unhealthy"; 3]);
+
+    fake.write("class/net/enp1s0/operstate", "up\n").unwrap();
+    ip(&["-n", &ns.0, "link", "set", "enp1s0", "down"]);
+    let next = tokio::time::timeout(Duration::from_secs(10), lists.message())
+        .await
+        .expect("a fresh list");
+    assert_eq!(health(next.unwrap().unwrap()), ["Healthy"; 3]);
 }
 
 #[tokio::test]

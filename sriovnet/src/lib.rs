@@ -24,7 +24,9 @@ pub use discovery::{Inventory, LinkType, Netdev, PhysicalFunction, VirtualFuncti
 pub use error::{Error, Result};
 pub use ip::IpNetwork;
 pub use mac::MacAddress;
-pub use netlink::{Link, Netlink, Route, VfLinkState, VfSetting, VfState, VlanProto};
+pub use netlink::{
+    Link, LinkEvents, LinkMonitor, Netlink, Route, VfLinkState, VfSetting, VfState, VlanProto,
+};
 pub use netns::Netns;
 pub use nix::errno::Errno;
 pub use pci::PciAddress;

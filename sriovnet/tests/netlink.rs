@@ -344,3 +344,18 @@ fn namespace_errors_are_named() {
     let err = not_a_netns.run(|| Ok(())).unwrap_err();
     assert_eq!(err.to_string(), "enter network namespace: EINVAL");
 }
+
+#[test]
+fn link_events_name_the_links_that_changed() {
+    let ns = private_netns();
+    let mut monitor = ns.run(sriovnet::LinkMonitor::open).unwrap();
+    veth_pair(&ns, "ev0", "ev0peer");
+    ip(&ns, "link set ev0peer up");
+    let mut seen = Vec::new();
+    while !(seen.contains(&"ev0".to_string()) && seen.contains(&"ev0peer".to_string())) {
+        match monitor.wait().unwrap() {
+            sriovnet::LinkEvents::Links(names) => seen.extend(names),
+            sriovnet::LinkEvents::Lost => panic!("no events should be lost here"),
+        }
+    }
+}

@@ -5,11 +5,13 @@
 
 mod address;
 mod link;
+mod monitor;
 mod route;
 mod socket;
 mod vf;
 
 pub use link::Link;
+pub use monitor::{LinkEvents, LinkMonitor};
 pub use route::Route;
 pub use socket::Netlink;
 pub use vf::{VfLinkState, VfSetting, VfState, VlanProto};

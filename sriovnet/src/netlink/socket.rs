@@ -40,7 +40,7 @@ impl Failure {
     }
 }
 
-fn errno(e: std::io::Error) -> Errno {
+pub(crate) fn errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(0))
 }
 
@@ -131,19 +131,20 @@ impl Netlink {
         }
     }
 
-    /// One whole datagram, however large: a PF with 256 VFs answers a
-    /// single GETLINK with far more than a page.
     fn receive(&mut self) -> Result<Vec<u8>, Failure> {
-        let mut probe = Vec::new();
-        let length = retry_interrupted(|| {
-            self.socket
-                .recv(&mut probe, libc::MSG_PEEK | libc::MSG_TRUNC)
-        })
-        .map_err(Failure::Kernel)?;
-        let mut datagram = Vec::with_capacity(length);
-        retry_interrupted(|| self.socket.recv(&mut datagram, 0)).map_err(Failure::Kernel)?;
-        Ok(datagram)
+        receive(&self.socket)
     }
+}
+
+/// One whole datagram, however large: a PF with 256 VFs answers a single
+/// GETLINK with far more than a page.
+pub(crate) fn receive(socket: &Socket) -> Result<Vec<u8>, Failure> {
+    let mut probe = Vec::new();
+    let length = retry_interrupted(|| socket.recv(&mut probe, libc::MSG_PEEK | libc::MSG_TRUNC))
+        .map_err(Failure::Kernel)?;
+    let mut datagram = Vec::with_capacity(length);
+    retry_interrupted(|| socket.recv(&mut datagram, 0)).map_err(Failure::Kernel)?;
+    Ok(datagram)
 }
 
 fn retry_interrupted<T>(mut call: impl FnMut() -> std::io::Result<T>) -> Result<T, Errno> {
