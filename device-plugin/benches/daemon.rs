@@ -83,7 +83,7 @@ async fn main() {
     let mut kubelet = start_kubelet(&plugins);
 
     let start = Instant::now();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
         .arg("--config-file")
         .arg(&config)
         .arg("--sysfs-root")
@@ -114,6 +114,7 @@ async fn main() {
     }
     restarts.sort();
     let _ = kill(Pid::from_raw(daemon.id() as i32), Signal::SIGTERM);
+    let _ = daemon.wait();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "daemon, 8 PFs x 256 VFs: both pools registered {:.1} ms after start; peak RSS {}; \
