@@ -4,9 +4,11 @@
 //! directory re-serves what was deleted and registers everything again.
 //! A pool server that stops is started again. Sockets go on SIGTERM.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use inotify::{EventMask, Inotify, WatchMask};
 use kubelet_api::deviceplugin::v1beta1::{
@@ -21,10 +23,9 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
-use crate::config::Config;
+use crate::config::{Config, ResourceConfig};
 use crate::health::health_of;
-use crate::pool::Pool;
-use crate::server::PoolService;
+use crate::server::{PoolService, PoolView};
 use crate::{device, pool};
 
 pub struct Options {
@@ -34,16 +35,14 @@ pub struct Options {
     pub device_plugin_dir: PathBuf,
 }
 
-/// One advertised pool and its server.
+/// One configured pool and its server, which runs while it has devices.
 struct Served {
-    pool: Pool,
+    config: ResourceConfig,
     resource: String,
     endpoint: String,
     socket: PathBuf,
-    health: watch::Receiver<Vec<&'static str>>,
-    /// Where a health change goes: every ListAndWatch stream sends a fresh
-    /// list when it changes.
-    health_updates: watch::Sender<Vec<&'static str>>,
+    /// Every ListAndWatch stream sends a fresh list when the view changes.
+    view: watch::Sender<Arc<PoolView>>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -55,9 +54,9 @@ impl Served {
             old.abort();
         }
         let listener = bind(&self.socket)?;
-        let (pool, health, resource, socket) = (
-            self.pool.clone(),
-            self.health.clone(),
+        let (config, view, resource, socket) = (
+            self.config.clone(),
+            self.view.subscribe(),
             self.resource.clone(),
             self.socket.clone(),
         );
@@ -73,7 +72,7 @@ impl Served {
                     }
                 };
                 let service =
-                    DevicePluginServer::new(PoolService::new(pool.clone(), health.clone()));
+                    DevicePluginServer::new(PoolService::new(config.clone(), view.clone()));
                 let served = Server::builder()
                     .add_service(service)
                     .serve_with_incoming(incoming)
@@ -85,24 +84,20 @@ impl Served {
         Ok(())
     }
 
-    /// Re-reads the health of its devices from the tree; true if it changed.
-    fn refresh_health(&self, sysfs: &Sysfs) -> bool {
-        let devices: Vec<&crate::device::Device> =
-            self.pool.members.iter().map(|m| &m.device).collect();
-        let health = health_of(sysfs, &devices);
-        self.health_updates.send_if_modified(|current| {
-            let changed = *current != health;
-            *current = health;
+    /// Takes the pool's members and health as they are now; true if they
+    /// changed.
+    fn update(&self, view: PoolView) -> bool {
+        self.view.send_if_modified(|current| {
+            let changed = **current != view;
+            if changed {
+                *current = Arc::new(view);
+            }
             changed
         })
     }
 
-    /// Whether a link event about `name` can change this pool's health.
-    fn watches_link(&self, name: &str) -> bool {
-        self.pool
-            .members
-            .iter()
-            .any(|m| m.device.pf_name.as_deref().or(m.device.netdev.as_deref()) == Some(name))
+    fn has_devices(&self) -> bool {
+        !self.view.borrow().members.is_empty()
     }
 
     async fn register(&self, dir: &Path) {
@@ -138,7 +133,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     for problem in &inventory.problems {
         eprintln!("warning: skipped: {problem}");
     }
-    let devices = device::candidates(&sysfs, &inventory, &routes);
+    let initial = views(&sysfs, &config, Some(inventory), &routes);
 
     // Watch before the first registration, so a kubelet restart in between
     // is not missed.
@@ -155,32 +150,30 @@ pub async fn run(options: Options) -> Result<(), String> {
         .map_err(|e| format!("inotify: {e}"))?;
 
     let mut links = watch_links();
-    let mut served = Vec::new();
-    for pool in pool::assign(&config.resources, &devices) {
-        let resource = pool.config.resource_name();
-        if pool.members.is_empty() {
-            eprintln!("warning: pool {resource} has no devices; not advertised");
-            continue;
-        }
-        let health = health_of(
-            &sysfs,
-            &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
-        );
-        let (health_updates, receiver) = watch::channel(health);
-        let endpoint = format!("{}_{}.sock", pool.config.prefix, pool.config.name);
-        let mut pool = Served {
+    let mut served: Vec<Served> = Vec::new();
+    for (resource_config, view) in config.resources.iter().zip(initial) {
+        let endpoint = format!("{}_{}.sock", resource_config.prefix, resource_config.name);
+        let pool = Served {
+            resource: resource_config.resource_name(),
+            config: resource_config.clone(),
             socket: options.device_plugin_dir.join(&endpoint),
             endpoint,
-            resource,
-            pool,
-            health: receiver,
-            health_updates,
+            view: watch::channel(Arc::new(view)).0,
             server: None,
         };
-        // Serving before registering: kubelet dials back at once.
-        pool.serve()?;
-        pool.register(&options.device_plugin_dir).await;
         served.push(pool);
+    }
+    for pool in served.iter_mut() {
+        if pool.has_devices() {
+            // Serving before registering: kubelet dials back at once.
+            pool.serve()?;
+            pool.register(&options.device_plugin_dir).await;
+        } else {
+            eprintln!(
+                "pool {} has no devices yet; advertised once it has",
+                pool.resource
+            );
+        }
     }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -190,15 +183,25 @@ pub async fn run(options: Options) -> Result<(), String> {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             event = links.recv() => {
-                // The kernel says links changed: the tree has their state.
-                let Some(event) = event else { continue };
-                for pool in &served {
-                    let concerned = match &event {
-                        LinkEvents::Lost => true,
-                        LinkEvents::Links(names) => names.iter().any(|n| pool.watches_link(n)),
-                    };
-                    if concerned && pool.refresh_health(&sysfs) {
-                        eprintln!("{}: health changed", pool.resource);
+                if event.is_none() {
+                    continue;
+                }
+                // Links changed: VFs may have come or gone, a PF's link may
+                // be up or down. Events come in bursts (creating VFs makes
+                // one per netdev): take them all, then look at the tree once.
+                while links.try_recv().is_ok() {}
+                let routes = default_route_interfaces(Path::new("/proc/net")).unwrap_or_default();
+                let now = views(&sysfs, &config, None, &routes);
+                for (pool, view) in served.iter_mut().zip(now) {
+                    if pool.update(view) {
+                        eprintln!("{}: devices or health changed", pool.resource);
+                        if pool.server.is_none() && pool.has_devices() {
+                            if let Err(e) = pool.serve() {
+                                eprintln!("warning: {e}");
+                                continue;
+                            }
+                            pool.register(&options.device_plugin_dir).await;
+                        }
                     }
                 }
             }
@@ -216,17 +219,18 @@ pub async fn run(options: Options) -> Result<(), String> {
                     }
                 };
                 let name = event.name.as_deref().unwrap_or(OsStr::new(""));
+                let serving = served.iter_mut().filter(|p| p.server.is_some());
                 if event.mask.contains(EventMask::DELETE) {
                     // Kubelet removed a pool's socket: serve it again. (Our
                     // own re-binding deletes it too, but then it is back.)
-                    for pool in served.iter_mut().filter(|p| name == OsStr::new(&p.endpoint) && !p.socket.exists()) {
+                    for pool in serving.filter(|p| name == OsStr::new(&p.endpoint) && !p.socket.exists()) {
                         if let Err(e) = pool.serve() {
                             eprintln!("warning: {e}");
                         }
                     }
                 } else if name == OsStr::new(KUBELET_SOCKET) {
                     eprintln!("kubelet restarted; registering again");
-                    for pool in served.iter_mut() {
+                    for pool in serving {
                         if !pool.socket.exists() {
                             if let Err(e) = pool.serve() {
                                 eprintln!("warning: {e}");
@@ -242,6 +246,37 @@ pub async fn run(options: Options) -> Result<(), String> {
         let _ = std::fs::remove_file(&pool.socket);
     }
     Ok(())
+}
+
+/// Every pool's devices and their health, as the tree says now (scanning it
+/// unless a fresh inventory is given).
+fn views(
+    sysfs: &Sysfs,
+    config: &Config,
+    inventory: Option<sriovnet::Inventory>,
+    routes: &HashSet<String>,
+) -> Vec<PoolView> {
+    let inventory = match inventory.map(Ok).unwrap_or_else(|| sysfs.scan(routes)) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            eprintln!("warning: cannot read {}: {e}", sysfs.root().display());
+            sriovnet::Inventory::default()
+        }
+    };
+    let devices = device::candidates(sysfs, &inventory, routes);
+    pool::assign(&config.resources, &devices)
+        .into_iter()
+        .map(|pool| {
+            let health = health_of(
+                sysfs,
+                &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
+            );
+            PoolView {
+                members: pool.members,
+                health,
+            }
+        })
+        .collect()
 }
 
 /// Link events from the kernel, read on a thread of their own (the

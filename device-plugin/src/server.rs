@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use kubelet_api::deviceplugin::v1beta1::{
     self as dp, device_plugin_server::DevicePlugin, AllocateRequest, AllocateResponse,
@@ -13,37 +14,46 @@ use tokio::sync::watch;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::config::ResourceConfig;
 use crate::health::HEALTHY;
-use crate::pool::{Member, Pool};
+use crate::pool::Member;
 use crate::{allocate, preferred};
 
-/// What kubelet sees of a pool: its devices and their health, sent again on
-/// every change.
+/// A pool as it is now: its devices and their health, in one piece so that
+/// a change of either reaches kubelet as one fresh list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub members: Vec<Member>,
+    pub health: Vec<&'static str>,
+}
+
+/// What kubelet sees of a pool; every ListAndWatch stream sends a fresh
+/// list whenever the view changes.
 pub struct PoolService {
-    pool: Pool,
-    health: watch::Receiver<Vec<&'static str>>,
+    config: ResourceConfig,
+    view: watch::Receiver<Arc<PoolView>>,
     /// Where device nodes are looked up (`/dev`).
-    pub dev: PathBuf,
+    dev: PathBuf,
 }
 
 impl PoolService {
-    pub fn new(pool: Pool, health: watch::Receiver<Vec<&'static str>>) -> Self {
+    pub fn new(config: ResourceConfig, view: watch::Receiver<Arc<PoolView>>) -> Self {
         PoolService {
-            pool,
-            health,
+            config,
+            view,
             dev: PathBuf::from("/dev"),
         }
     }
 
-    fn device_list(pool: &Pool, health: &[&'static str]) -> ListAndWatchResponse {
-        let devices = pool
+    fn device_list(config: &ResourceConfig, view: &PoolView) -> ListAndWatchResponse {
+        let devices = view
             .members
             .iter()
-            .zip(health)
+            .zip(&view.health)
             .map(|(m, health)| dp::Device {
                 id: m.device.address.to_string(),
                 health: health.to_string(),
-                topology: match (pool.config.exclude_topology, m.device.numa_node) {
+                topology: match (config.exclude_topology, m.device.numa_node) {
                     (false, Some(node)) => Some(dp::TopologyInfo {
                         nodes: vec![dp::NumaNode { id: node.into() }],
                     }),
@@ -53,14 +63,13 @@ impl PoolService {
             .collect();
         ListAndWatchResponse { devices }
     }
+}
 
-    fn members(&self) -> HashMap<String, &Member> {
-        self.pool
-            .members
-            .iter()
-            .map(|m| (m.device.address.to_string(), m))
-            .collect()
-    }
+fn by_id(view: &PoolView) -> HashMap<String, &Member> {
+    view.members
+        .iter()
+        .map(|m| (m.device.address.to_string(), m))
+        .collect()
 }
 
 type DeviceLists = Pin<Box<dyn Stream<Item = Result<ListAndWatchResponse, Status>> + Send>>;
@@ -80,9 +89,9 @@ impl DevicePlugin for PoolService {
     }
 
     async fn list_and_watch(&self, _: Request<Empty>) -> Result<Response<DeviceLists>, Status> {
-        let pool = self.pool.clone();
-        let lists = WatchStream::new(self.health.clone())
-            .map(move |health: Vec<&'static str>| Ok(PoolService::device_list(&pool, &health)));
+        let config = self.config.clone();
+        let lists = WatchStream::new(self.view.clone())
+            .map(move |view: Arc<PoolView>| Ok(PoolService::device_list(&config, &view)));
         Ok(Response::new(Box::pin(lists)))
     }
 
@@ -90,7 +99,8 @@ impl DevicePlugin for PoolService {
         &self,
         request: Request<PreferredAllocationRequest>,
     ) -> Result<Response<PreferredAllocationResponse>, Status> {
-        let members = self.members();
+        let view = self.view.borrow().clone();
+        let members = by_id(&view);
         let container_responses = request
             .into_inner()
             .container_requests
@@ -101,7 +111,7 @@ impl DevicePlugin for PoolService {
                     &r.must_include_device_i_ds,
                     r.allocation_size.max(0) as usize,
                     &members,
-                    self.pool.config.policy,
+                    self.config.policy,
                 ),
             })
             .collect();
@@ -114,16 +124,15 @@ impl DevicePlugin for PoolService {
         &self,
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
-        let members = self.members();
-        let health = self.health.borrow().clone();
-        let healthy: HashMap<String, bool> = self
-            .pool
+        let view = self.view.borrow().clone();
+        let members = by_id(&view);
+        let healthy: HashMap<String, bool> = view
             .members
             .iter()
-            .zip(&health)
+            .zip(&view.health)
             .map(|(m, h)| (m.device.address.to_string(), *h == HEALTHY))
             .collect();
-        let resource = self.pool.config.resource_name();
+        let resource = self.config.resource_name();
         let mut container_responses = Vec::new();
         for container in request.into_inner().container_requests {
             let mut chosen = Vec::new();
@@ -141,7 +150,7 @@ impl DevicePlugin for PoolService {
             container_responses.push(allocate::container_response(
                 &resource,
                 &chosen,
-                &self.pool.config.additional_info,
+                &self.config.additional_info,
                 &self.dev,
             ));
         }

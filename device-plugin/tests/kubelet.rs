@@ -63,7 +63,9 @@ struct Namespace(String);
 
 impl Namespace {
     fn new() -> Self {
-        let name = format!("sriovdp-{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("sriovdp-{}-{n}", std::process::id());
         ip(&["netns", "add", &name]);
         Namespace(name)
     }
@@ -234,6 +236,92 @@ async fn health_follows_the_pf_link_on_link_events() {
         .await
         .expect("a fresh list");
     assert_eq!(health(next.unwrap().unwrap()), ["Healthy"; 3]);
+}
+
+/// As root, like the health test: VFs that come and go while the daemon
+/// runs join and leave ListAndWatch, and a pool that had no devices is
+/// advertised once it has.
+#[tokio::test]
+async fn vfs_created_or_removed_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let ns = Namespace::new();
+    let mut registrations = start_kubelet(&plugins);
+    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins);
+    let request = registered(&mut registrations, 1).await.remove(0);
+    assert_eq!(request.resource_name, "intel.com/igb");
+    let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
+    let mut lists = pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ids = |list: dp::ListAndWatchResponse| {
+        list.devices
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(lists.message().await.unwrap().unwrap()),
+        ["0000:01:10.0", "0000:01:10.2"]
+    );
+
+    // sriov_numvfs 2 -> 4: new VFs in the tree, their netdevs' link events.
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 4, 0)
+        .unwrap();
+    ip(&[
+        "-n", &ns.0, "link", "add", "enp1s0v2", "type", "veth", "peer", "name", "enp1s0v3",
+    ]);
+    let next = tokio::time::timeout(Duration::from_secs(10), lists.message())
+        .await
+        .expect("a fresh list");
+    assert_eq!(
+        ids(next.unwrap().unwrap()),
+        [
+            "0000:01:10.0",
+            "0000:01:10.2",
+            "0000:01:10.4",
+            "0000:01:10.6"
+        ]
+    );
+
+    // One goes away.
+    fake.remove("bus/pci/devices/0000:01:00.0/virtfn3").unwrap();
+    fake.remove("bus/pci/devices/0000:01:10.6").unwrap();
+    ip(&["-n", &ns.0, "link", "del", "enp1s0v2"]);
+    let next = tokio::time::timeout(Duration::from_secs(10), lists.message())
+        .await
+        .expect("a fresh list");
+    assert_eq!(
+        ids(next.unwrap().unwrap()),
+        ["0000:01:10.0", "0000:01:10.2", "0000:01:10.4"]
+    );
+
+    // A pool empty at start (vendor 1af4) is advertised once it has a device.
+    fake.add_pf(&INTEL_82576, "0000:07:00.0", "enp7s0", 0, 0)
+        .unwrap();
+    fake.write("bus/pci/devices/0000:07:00.0/vendor", "0x1af4\n")
+        .unwrap();
+    ip(&[
+        "-n", &ns.0, "link", "add", "enp7s0", "type", "veth", "peer", "name", "enp7s0p",
+    ]);
+    let late = registered(&mut registrations, 1).await.remove(0);
+    assert_eq!(late.resource_name, "intel.com/none");
+    let mut late_pool = DevicePluginClient::new(connect(plugins.join(&late.endpoint)).await);
+    let mut late_lists = late_pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        ids(late_lists.message().await.unwrap().unwrap()),
+        ["0000:07:00.0"]
+    );
 }
 
 #[tokio::test]
