@@ -178,12 +178,16 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut watching = true;
+    let mut linked = true;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            event = links.recv() => {
+            event = links.recv(), if linked => {
                 if event.is_none() {
+                    // The event thread ended (it said why): devices stay as
+                    // they are.
+                    linked = false;
                     continue;
                 }
                 // Links changed: VFs may have come or gone, a PF's link may
