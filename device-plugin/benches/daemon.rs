@@ -90,6 +90,8 @@ async fn main() {
         .arg(dir.path())
         .arg("--device-plugin-dir")
         .arg(&plugins)
+        .arg("--device-info-dir")
+        .arg(dir.path().join("devinfo"))
         .stderr(Stdio::null())
         .spawn()
         .expect("start daemon");

@@ -26,13 +26,14 @@ use tonic::transport::Server;
 use crate::config::{Config, ResourceConfig};
 use crate::health::health_of;
 use crate::server::{PoolService, PoolView};
-use crate::{device, pool};
+use crate::{device, device_info, pool};
 
 pub struct Options {
     pub config_file: PathBuf,
     pub resource_prefix: String,
     pub sysfs_root: PathBuf,
     pub device_plugin_dir: PathBuf,
+    pub device_info_dir: PathBuf,
 }
 
 /// One configured pool and its server, which runs while it has devices.
@@ -43,6 +44,7 @@ struct Served {
     socket: PathBuf,
     /// Every ListAndWatch stream sends a fresh list when the view changes.
     view: watch::Sender<Arc<PoolView>>,
+    device_info_dir: PathBuf,
     server: Option<JoinHandle<()>>,
 }
 
@@ -54,11 +56,12 @@ impl Served {
             old.abort();
         }
         let listener = bind(&self.socket)?;
-        let (config, view, resource, socket) = (
+        let (config, view, resource, socket, device_info_dir) = (
             self.config.clone(),
             self.view.subscribe(),
             self.resource.clone(),
             self.socket.clone(),
+            self.device_info_dir.clone(),
         );
         self.server = Some(tokio::spawn(async move {
             let mut listener = Some(listener);
@@ -71,8 +74,11 @@ impl Served {
                         continue;
                     }
                 };
-                let service =
-                    DevicePluginServer::new(PoolService::new(config.clone(), view.clone()));
+                let service = DevicePluginServer::new(PoolService::new(
+                    config.clone(),
+                    view.clone(),
+                    device_info_dir.clone(),
+                ));
                 let served = Server::builder()
                     .add_service(service)
                     .serve_with_incoming(incoming)
@@ -90,6 +96,14 @@ impl Served {
         self.view.send_if_modified(|current| {
             let changed = **current != view;
             if changed {
+                // A device that left the pool leaves no device info behind.
+                for gone in current.members.iter().filter(|m| !view.members.contains(m)) {
+                    device_info::remove(
+                        &self.device_info_dir,
+                        &self.resource,
+                        &gone.device.address.to_string(),
+                    );
+                }
                 *current = Arc::new(view);
             }
             changed
@@ -159,8 +173,10 @@ pub async fn run(options: Options) -> Result<(), String> {
             socket: options.device_plugin_dir.join(&endpoint),
             endpoint,
             view: watch::channel(Arc::new(view)).0,
+            device_info_dir: options.device_info_dir.clone(),
             server: None,
         };
+        device_info::remove_all(&options.device_info_dir, &pool.resource);
         served.push(pool);
     }
     for pool in served.iter_mut() {

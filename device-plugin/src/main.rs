@@ -6,6 +6,7 @@ mod allocate;
 mod config;
 mod daemon;
 mod device;
+mod device_info;
 mod discover;
 mod health;
 mod pool;
@@ -38,6 +39,9 @@ struct Cli {
     /// Where pool sockets go and kubelet serves kubelet.sock.
     #[arg(long, default_value = kubelet_api::deviceplugin::v1beta1::DEVICE_PLUGIN_PATH)]
     device_plugin_dir: PathBuf,
+    /// Where NPWG device-info files of allocated devices are written.
+    #[arg(long, default_value = device_info::DEFAULT_DIR)]
+    device_info_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +103,7 @@ fn serve(cli: Cli) -> Result<(), String> {
         resource_prefix: cli.resource_prefix,
         sysfs_root: cli.sysfs_root,
         device_plugin_dir: cli.device_plugin_dir,
+        device_info_dir: cli.device_info_dir,
     }))
 }
 

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::config::ResourceConfig;
 use crate::health::HEALTHY;
 use crate::pool::Member;
-use crate::{allocate, preferred};
+use crate::{allocate, device_info, preferred};
 
 /// A pool as it is now: its devices and their health, in one piece so that
 /// a change of either reaches kubelet as one fresh list.
@@ -34,14 +34,20 @@ pub struct PoolService {
     view: watch::Receiver<Arc<PoolView>>,
     /// Where device nodes are looked up (`/dev`).
     dev: PathBuf,
+    device_info_dir: PathBuf,
 }
 
 impl PoolService {
-    pub fn new(config: ResourceConfig, view: watch::Receiver<Arc<PoolView>>) -> Self {
+    pub fn new(
+        config: ResourceConfig,
+        view: watch::Receiver<Arc<PoolView>>,
+        device_info_dir: PathBuf,
+    ) -> Self {
         PoolService {
             config,
             view,
             dev: PathBuf::from("/dev"),
+            device_info_dir,
         }
     }
 
@@ -147,6 +153,7 @@ impl DevicePlugin for PoolService {
                 }
                 chosen.push(*member);
             }
+            device_info::write(&self.device_info_dir, &resource, &chosen);
             container_responses.push(allocate::container_response(
                 &resource,
                 &chosen,

@@ -118,6 +118,8 @@ fn start_daemon_in(netns: Option<&Namespace>, root: &Path, plugins: &Path) -> Da
             .arg(root)
             .arg("--device-plugin-dir")
             .arg(plugins)
+            .arg("--device-info-dir")
+            .arg(root.join("devinfo"))
             .spawn()
             .unwrap(),
     )
@@ -290,7 +292,18 @@ async fn vfs_created_or_removed_while_running() {
         ]
     );
 
-    // One goes away.
+    // One goes away, with the device info written when it was allocated.
+    pool.allocate(dp::AllocateRequest {
+        container_requests: vec![dp::ContainerAllocateRequest {
+            devices_ids: vec!["0000:01:10.6".into()],
+        }],
+    })
+    .await
+    .unwrap();
+    let info = dir
+        .path()
+        .join("devinfo/intel.com-igb-0000:01:10.6-device.json");
+    assert!(info.exists());
     fake.remove("bus/pci/devices/0000:01:00.0/virtfn3").unwrap();
     fake.remove("bus/pci/devices/0000:01:10.6").unwrap();
     ip(&["-n", &ns.0, "link", "del", "enp1s0v2"]);
@@ -339,9 +352,17 @@ async fn registers_serves_and_allocates() {
     let plugins = dir.path().join("device-plugins");
     std::fs::create_dir(&plugins).unwrap();
 
+    let devinfo = dir.path().join("devinfo");
+    std::fs::create_dir(&devinfo).unwrap();
+    let stale = devinfo.join("intel.com-igb-0000:01:10.4-device.json");
+    let unrelated = devinfo.join("other.io-net-0000:01:10.4-device.json");
+    std::fs::write(&stale, "{}").unwrap();
+    std::fs::write(&unrelated, "{}").unwrap();
     let mut registrations = start_kubelet(&plugins);
     let daemon = start_daemon(dir.path(), &plugins);
     let requests = registered(&mut registrations, 2).await;
+    assert!(!stale.exists(), "an earlier run's device info is removed");
+    assert!(unrelated.exists(), "another resource's device info stays");
     assert_eq!(requests[0].resource_name, "example.org/e810");
     assert_eq!(requests[0].endpoint, "example.org_e810.sock");
     assert_eq!(requests[1].resource_name, "intel.com/igb");

@@ -11,7 +11,7 @@ use crate::log::Log;
 use crate::release::release;
 use crate::result::{CniResult, Interface};
 use crate::state::{NetdevState, PfSide, Record, Store};
-use crate::{device_info, ipam, netdev, vf_config};
+use crate::{ipam, netdev, vf_config};
 use crate::{Error, Result};
 
 pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> Result<Value> {
@@ -238,7 +238,8 @@ fn ipam_result(ipam: Option<ipam::Running>) -> Result<CniResult> {
 
 fn write_device_info(conf: &NetConf, vf: &VirtualFunction) -> Result<()> {
     match &conf.device_info_file {
-        Some(path) => device_info::write(path, vf.address, vf.pf),
+        Some(path) => sriovnet::write_device_info(path, vf.address, Some(vf.pf))
+            .map_err(|e| Error::Io(format!("write device info: {e}"))),
         None => Ok(()),
     }
 }

@@ -6,7 +6,6 @@ mod add;
 mod check;
 mod config;
 mod del;
-mod device_info;
 mod env;
 mod error;
 mod gc;

@@ -6,8 +6,10 @@
 //! - [`Netlink`]: blocking rtnetlink for links, addresses, routes and
 //!   per-VF settings through the PF; no async runtime.
 //! - [`Netns`]: namespaces, entered only from fresh threads.
+//! - [`write_device_info`]: NPWG device-info files.
 
 mod default_route;
+mod device_info;
 pub mod discovery;
 mod error;
 #[cfg(feature = "fake-sysfs")]
@@ -20,6 +22,7 @@ mod pci;
 mod sysfs;
 
 pub use default_route::default_route_interfaces;
+pub use device_info::{pci_device_info, write_device_info};
 pub use discovery::{Inventory, LinkType, Netdev, PhysicalFunction, VirtualFunction};
 pub use error::{Error, Result};
 pub use ip::IpNetwork;
