@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tonic::transport::Server;
 
 use crate::config::{Config, ResourceConfig};
 use crate::health::health_of;
+use crate::metrics::{self, PoolCounters, PoolMetrics};
 use crate::server::{PoolService, PoolView};
 use crate::{device, device_info, pool};
 
@@ -34,6 +36,7 @@ pub struct Options {
     pub sysfs_root: PathBuf,
     pub device_plugin_dir: PathBuf,
     pub device_info_dir: PathBuf,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// One configured pool and its server, which runs while it has devices.
@@ -45,6 +48,7 @@ struct Served {
     /// Every ListAndWatch stream sends a fresh list when the view changes.
     view: watch::Sender<Arc<PoolView>>,
     device_info_dir: PathBuf,
+    counters: Arc<PoolCounters>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -56,12 +60,13 @@ impl Served {
             old.abort();
         }
         let listener = bind(&self.socket)?;
-        let (config, view, resource, socket, device_info_dir) = (
+        let (config, view, resource, socket, device_info_dir, counters) = (
             self.config.clone(),
             self.view.subscribe(),
             self.resource.clone(),
             self.socket.clone(),
             self.device_info_dir.clone(),
+            self.counters.clone(),
         );
         self.server = Some(tokio::spawn(async move {
             let mut listener = Some(listener);
@@ -78,6 +83,7 @@ impl Served {
                     config.clone(),
                     view.clone(),
                     device_info_dir.clone(),
+                    counters.clone(),
                 ));
                 let served = Server::builder()
                     .add_service(service)
@@ -118,8 +124,14 @@ impl Served {
         match crate::register::register(&dir.join(KUBELET_SOCKET), &self.endpoint, &self.resource)
             .await
         {
-            Ok(()) => eprintln!("registered {} ({})", self.resource, self.socket.display()),
-            Err(e) => eprintln!("warning: {e}"),
+            Ok(()) => {
+                PoolCounters::count(&self.counters.registrations);
+                eprintln!("registered {} ({})", self.resource, self.socket.display());
+            }
+            Err(e) => {
+                PoolCounters::count(&self.counters.errors);
+                eprintln!("warning: {e}");
+            }
         }
     }
 }
@@ -174,10 +186,22 @@ pub async fn run(options: Options) -> Result<(), String> {
             endpoint,
             view: watch::channel(Arc::new(view)).0,
             device_info_dir: options.device_info_dir.clone(),
+            counters: Arc::default(),
             server: None,
         };
         device_info::remove_all(&options.device_info_dir, &pool.resource);
         served.push(pool);
+    }
+    if let Some(address) = options.metrics_addr {
+        let pools = served
+            .iter()
+            .map(|p| PoolMetrics {
+                resource: p.resource.clone(),
+                view: p.view.subscribe(),
+                counters: p.counters.clone(),
+            })
+            .collect();
+        metrics::serve(address, Arc::new(pools)).await?;
     }
     for pool in served.iter_mut() {
         if pool.has_devices() {

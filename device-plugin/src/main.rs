@@ -9,6 +9,7 @@ mod device;
 mod device_info;
 mod discover;
 mod health;
+mod metrics;
 mod pool;
 mod preferred;
 mod register;
@@ -42,6 +43,9 @@ struct Cli {
     /// Where NPWG device-info files of allocated devices are written.
     #[arg(long, default_value = device_info::DEFAULT_DIR)]
     device_info_dir: PathBuf,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9808).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +108,7 @@ fn serve(cli: Cli) -> Result<(), String> {
         sysfs_root: cli.sysfs_root,
         device_plugin_dir: cli.device_plugin_dir,
         device_info_dir: cli.device_info_dir,
+        metrics_addr: cli.metrics_addr,
     }))
 }
 

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::ResourceConfig;
 use crate::health::HEALTHY;
+use crate::metrics::PoolCounters;
 use crate::pool::Member;
 use crate::{allocate, device_info, preferred};
 
@@ -35,6 +36,7 @@ pub struct PoolService {
     /// Where device nodes are looked up (`/dev`).
     dev: PathBuf,
     device_info_dir: PathBuf,
+    counters: Arc<PoolCounters>,
 }
 
 impl PoolService {
@@ -42,12 +44,14 @@ impl PoolService {
         config: ResourceConfig,
         view: watch::Receiver<Arc<PoolView>>,
         device_info_dir: PathBuf,
+        counters: Arc<PoolCounters>,
     ) -> Self {
         PoolService {
             config,
             view,
             dev: PathBuf::from("/dev"),
             device_info_dir,
+            counters,
         }
     }
 
@@ -130,6 +134,34 @@ impl DevicePlugin for PoolService {
         &self,
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
+        PoolCounters::count(&self.counters.allocate_calls);
+        let (response, ids) = match self.allocate_devices(request.into_inner()) {
+            Ok(allocated) => allocated,
+            Err(status) => {
+                PoolCounters::count(&self.counters.errors);
+                return Err(status);
+            }
+        };
+        if let Ok(mut allocated) = self.counters.allocated.lock() {
+            allocated.extend(ids);
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn pre_start_container(
+        &self,
+        _: Request<PreStartContainerRequest>,
+    ) -> Result<Response<PreStartContainerResponse>, Status> {
+        Ok(Response::new(PreStartContainerResponse {}))
+    }
+}
+
+impl PoolService {
+    /// The response, and the devices it hands out.
+    fn allocate_devices(
+        &self,
+        request: AllocateRequest,
+    ) -> Result<(AllocateResponse, Vec<String>), Status> {
         let view = self.view.borrow().clone();
         let members = by_id(&view);
         let healthy: HashMap<String, bool> = view
@@ -140,7 +172,8 @@ impl DevicePlugin for PoolService {
             .collect();
         let resource = self.config.resource_name();
         let mut container_responses = Vec::new();
-        for container in request.into_inner().container_requests {
+        let mut ids = Vec::new();
+        for container in request.container_requests {
             let mut chosen = Vec::new();
             for id in &container.devices_ids {
                 let member = members.get(id).ok_or_else(|| {
@@ -153,6 +186,7 @@ impl DevicePlugin for PoolService {
                 }
                 chosen.push(*member);
             }
+            ids.extend(container.devices_ids);
             device_info::write(&self.device_info_dir, &resource, &chosen);
             container_responses.push(allocate::container_response(
                 &resource,
@@ -161,15 +195,11 @@ impl DevicePlugin for PoolService {
                 &self.dev,
             ));
         }
-        Ok(Response::new(AllocateResponse {
-            container_responses,
-        }))
-    }
-
-    async fn pre_start_container(
-        &self,
-        _: Request<PreStartContainerRequest>,
-    ) -> Result<Response<PreStartContainerResponse>, Status> {
-        Ok(Response::new(PreStartContainerResponse {}))
+        Ok((
+            AllocateResponse {
+                container_responses,
+            },
+            ids,
+        ))
     }
 }

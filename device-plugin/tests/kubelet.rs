@@ -83,10 +83,15 @@ fn ip(args: &[&str]) {
 }
 
 fn start_daemon(root: &Path, plugins: &Path) -> Daemon {
-    start_daemon_in(None, root, plugins)
+    start_daemon_in(None, root, plugins, &[])
 }
 
-fn start_daemon_in(netns: Option<&Namespace>, root: &Path, plugins: &Path) -> Daemon {
+fn start_daemon_in(
+    netns: Option<&Namespace>,
+    root: &Path,
+    plugins: &Path,
+    extra: &[&str],
+) -> Daemon {
     let config = root.join("config.json");
     std::fs::write(
         &config,
@@ -120,6 +125,7 @@ fn start_daemon_in(netns: Option<&Namespace>, root: &Path, plugins: &Path) -> Da
             .arg(plugins)
             .arg("--device-info-dir")
             .arg(root.join("devinfo"))
+            .args(extra)
             .spawn()
             .unwrap(),
     )
@@ -205,7 +211,7 @@ async fn health_follows_the_pf_link_on_link_events() {
         "-n", &ns.0, "link", "add", "enp1s0", "type", "veth", "peer", "name", "enp1s0p",
     ]);
     let mut registrations = start_kubelet(&plugins);
-    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins);
+    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins, &[]);
     let request = registered(&mut registrations, 1).await.remove(0);
     let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
     let mut lists = pool
@@ -253,7 +259,7 @@ async fn vfs_created_or_removed_while_running() {
     std::fs::create_dir(&plugins).unwrap();
     let ns = Namespace::new();
     let mut registrations = start_kubelet(&plugins);
-    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins);
+    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins, &[]);
     let request = registered(&mut registrations, 1).await.remove(0);
     assert_eq!(request.resource_name, "intel.com/igb");
     let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
@@ -335,6 +341,65 @@ async fn vfs_created_or_removed_while_running() {
         ids(late_lists.message().await.unwrap().unwrap()),
         ["0000:07:00.0"]
     );
+}
+
+#[tokio::test]
+async fn metrics_report_each_pool() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    fake.write("class/net/enp1s0/carrier", "0\n").unwrap();
+    fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 2, 1)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut registrations = start_kubelet(&plugins);
+    let _daemon = start_daemon_in(None, dir.path(), &plugins, &["--metrics-addr", &address]);
+    let requests = registered(&mut registrations, 2).await;
+    let mut e810 = DevicePluginClient::new(connect(plugins.join(&requests[0].endpoint)).await);
+    let allocate = |ids: &[&str]| dp::AllocateRequest {
+        container_requests: vec![dp::ContainerAllocateRequest {
+            devices_ids: ids.iter().map(|s| s.to_string()).collect(),
+        }],
+    };
+    e810.allocate(allocate(&["0000:3b:01.0"])).await.unwrap();
+    e810.allocate(allocate(&["0000:99:00.0"]))
+        .await
+        .unwrap_err();
+
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    for line in [
+        r#"sriov_dp_devices{resource="intel.com/igb"} 3"#,
+        r#"sriov_dp_healthy_devices{resource="intel.com/igb"} 0"#,
+        r#"sriov_dp_devices{resource="example.org/e810"} 2"#,
+        r#"sriov_dp_healthy_devices{resource="example.org/e810"} 2"#,
+        r#"sriov_dp_allocated_devices{resource="example.org/e810"} 1"#,
+        r#"sriov_dp_registrations_total{resource="example.org/e810"} 1"#,
+        r#"sriov_dp_allocate_calls_total{resource="example.org/e810"} 2"#,
+        r#"sriov_dp_errors_total{resource="example.org/e810"} 1"#,
+        r#"sriov_dp_devices{resource="intel.com/none"} 0"#,
+        "# TYPE sriov_dp_allocate_calls_total counter",
+    ] {
+        assert!(
+            response.lines().any(|l| l == line),
+            "missing {line:?} in:\n{response}"
+        );
+    }
 }
 
 #[tokio::test]
