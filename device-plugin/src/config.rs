@@ -64,6 +64,17 @@ fn valid_prefix(prefix: &str) -> bool {
 }
 
 impl Config {
+    /// Reads and parses a config file, printing its warnings.
+    pub fn load(path: &std::path::Path, default_prefix: &str) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        let config = Config::parse(&text, default_prefix)?;
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(config)
+    }
+
     /// Parses a config; `Err` is a one-line reason the daemon cannot start.
     pub fn parse(text: &str, default_prefix: &str) -> Result<Self, String> {
         let value: Value =

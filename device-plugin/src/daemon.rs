@@ -147,18 +147,9 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
-    let text = std::fs::read_to_string(&options.config_file)
-        .map_err(|e| format!("read {}: {e}", options.config_file.display()))?;
-    let config = Config::parse(&text, &options.resource_prefix)?;
-    for warning in &config.warnings {
-        eprintln!("warning: {warning}");
-    }
+    let config = Config::load(&options.config_file, &options.resource_prefix)?;
     let sysfs = Sysfs::new(&options.sysfs_root);
-    let routes = default_route_interfaces(Path::new("/proc/net")).map_err(|e| e.to_string())?;
-    let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
-    for problem in &inventory.problems {
-        eprintln!("warning: skipped: {problem}");
-    }
+    let (inventory, routes) = device::scan(&sysfs)?;
     let initial = views(&sysfs, &config, Some(inventory), &routes);
 
     // Watch before the first registration, so a kubelet restart in between

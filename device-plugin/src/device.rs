@@ -3,7 +3,10 @@
 
 use std::collections::HashSet;
 
-use sriovnet::{Inventory, LinkType, PciAddress, PhysicalFunction, Sysfs, VirtualFunction};
+use sriovnet::{
+    default_route_interfaces, Inventory, LinkType, PciAddress, PhysicalFunction, Sysfs,
+    VirtualFunction,
+};
 
 /// One advertisable PCI function with what the selectors look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,18 @@ impl Device {
 fn read_trimmed(path: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// The tree's SR-IOV inventory and the default-route netdevs, printing
+/// what had to be skipped.
+pub fn scan(sysfs: &Sysfs) -> Result<(Inventory, HashSet<String>), String> {
+    let routes =
+        default_route_interfaces(std::path::Path::new("/proc/net")).map_err(|e| e.to_string())?;
+    let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
+    for problem in &inventory.problems {
+        eprintln!("warning: skipped: {problem}");
+    }
+    Ok((inventory, routes))
 }
 
 /// Every device a pool may hold, by address. Left out, as upstream does:

@@ -16,11 +16,11 @@ mod register;
 mod selector;
 mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sriovnet::{default_route_interfaces, Sysfs};
+use sriovnet::Sysfs;
 
 use config::{Config, DEFAULT_PREFIX};
 
@@ -75,18 +75,9 @@ enum Output {
 }
 
 fn discover(args: &DiscoverArgs) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.config_file)
-        .map_err(|e| format!("read {}: {e}", args.config_file.display()))?;
-    let config = Config::parse(&text, &args.resource_prefix)?;
-    for warning in &config.warnings {
-        eprintln!("warning: {warning}");
-    }
+    let config = Config::load(&args.config_file, &args.resource_prefix)?;
     let sysfs = Sysfs::new(&args.sysfs_root);
-    let routes = default_route_interfaces(Path::new("/proc/net")).map_err(|e| e.to_string())?;
-    let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
-    for problem in &inventory.problems {
-        eprintln!("warning: skipped: {problem}");
-    }
+    let (inventory, routes) = device::scan(&sysfs)?;
     let devices = device::candidates(&sysfs, &inventory, &routes);
     let pools = pool::assign(&config.resources, &devices);
     match args.output {

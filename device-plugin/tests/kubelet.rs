@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use kubelet_api::deviceplugin::v1beta1::{
     self as dp, device_plugin_client::DevicePluginClient, registration_server::Registration,
     registration_server::RegistrationServer,
@@ -15,10 +14,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use sriovnet::fake::{FakeSysfs, INTEL_82576, INTEL_E810};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
 struct FakeKubelet(mpsc::Sender<dp::RegisterRequest>);
@@ -38,14 +37,7 @@ impl Registration for FakeKubelet {
 }
 
 async fn connect(socket: PathBuf) -> Channel {
-    Endpoint::try_from("http://localhost")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap()
+    kubelet_api::connect_unix(socket).await.unwrap()
 }
 
 /// The daemon, stopped with SIGTERM when dropped.

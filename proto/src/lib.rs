@@ -37,3 +37,20 @@ pub mod pluginregistration {
         pub const DEVICE_PLUGIN: &str = "DevicePlugin";
     }
 }
+
+/// A gRPC channel to a unix socket, as kubelet and plugins dial each other.
+pub async fn connect_unix(
+    path: impl AsRef<std::path::Path>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let path = path.as_ref().to_path_buf();
+    // The URI is required but unused: every connection goes to the socket.
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+}

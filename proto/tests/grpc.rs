@@ -5,25 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use hyper_util::rt::TokioIo;
 use kubelet_api::deviceplugin::v1beta1 as dp;
 use kubelet_api::pluginregistration::v1 as reg;
 use kubelet_api::podresources::v1 as pr;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
 async fn connect(socket: PathBuf) -> Channel {
-    Endpoint::try_from("http://localhost")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap()
+    kubelet_api::connect_unix(socket).await.unwrap()
 }
 
 /// Calls `path` with `request` through a generic client, as another
