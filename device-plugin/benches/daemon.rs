@@ -4,6 +4,8 @@
 //! until every pool has registered again.
 //! Run with `cargo bench -p sriov-device-plugin --bench daemon`.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +16,6 @@ use kubelet_api::deviceplugin::v1beta1::{
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use sriovnet::fake::{FakeSysfs, INTEL_E810};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -57,27 +58,7 @@ async fn last_of(registrations: &mut mpsc::Receiver<Instant>, count: usize) -> I
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let fake = FakeSysfs::new(dir.path());
-    for pf in 0..8u8 {
-        let address = format!("0000:{:02x}:00.0", 0x10 + pf * 4);
-        fake.add_pf(
-            &INTEL_E810,
-            &address,
-            &format!("ens{pf}f0"),
-            256,
-            (pf / 4).into(),
-        )
-        .expect("fake PF");
-    }
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"resourceList":[
-            {"resourceName":"low","selectors":{"pfNames":["ens0f0","ens1f0","ens2f0","ens3f0"]}},
-            {"resourceName":"high","selectors":{"drivers":["iavf"]}}]}"#,
-    )
-    .expect("config");
+    let (dir, config) = common::host_with_2048_vfs();
     let plugins = dir.path().join("device-plugins");
     std::fs::create_dir(&plugins).expect("plugins dir");
     let mut kubelet = start_kubelet(&plugins);

@@ -2,36 +2,17 @@
 //! the whole process (start, config, scan, pools, JSON out) and its peak
 //! RSS. Run with `cargo bench -p sriov-device-plugin --bench discover`.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{getrusage, UsageWho};
-use sriovnet::fake::{FakeSysfs, INTEL_E810};
 
 const ROUNDS: usize = 30;
 
 fn main() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let fake = FakeSysfs::new(dir.path());
-    for pf in 0..8u8 {
-        let address = format!("0000:{:02x}:00.0", 0x10 + pf * 4);
-        fake.add_pf(
-            &INTEL_E810,
-            &address,
-            &format!("ens{pf}f0"),
-            256,
-            (pf / 4).into(),
-        )
-        .expect("fake PF");
-    }
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"resourceList":[
-            {"resourceName":"low","selectors":{"pfNames":["ens0f0#0-127","ens1f0","ens2f0","ens3f0"]}},
-            {"resourceName":"high","selectors":{"vendors":["8086"],"drivers":["iavf"]}}]}"#,
-    )
-    .expect("config");
+    let (dir, config) = common::host_with_2048_vfs();
 
     let mut times: Vec<Duration> = Vec::new();
     for _ in 0..ROUNDS {

@@ -188,29 +188,80 @@ async fn registers_again_when_kubelet_restarts() {
     }
 }
 
-/// As root: the daemon runs in a private namespace where a veth carries the
-/// fake PF's name, so that link events about it are real ones.
-#[tokio::test]
-async fn health_follows_the_pf_link_on_link_events() {
+/// The daemon in a private network namespace (as root, so that link events
+/// about its links are real ones), on a tree with an 82576 PF `enp1s0`
+/// with `vfs` VFs, registered with a fake kubelet; the igb pool's client
+/// and its ListAndWatch stream.
+struct InNetns {
+    dir: tempfile::TempDir,
+    fake: FakeSysfs,
+    plugins: PathBuf,
+    ns: Namespace,
+    registrations: mpsc::Receiver<dp::RegisterRequest>,
+    _daemon: Daemon,
+    pool: DevicePluginClient<Channel>,
+    lists: tonic::Streaming<dp::ListAndWatchResponse>,
+}
+
+async fn daemon_in_netns(vfs: u32, links: &[&str]) -> InNetns {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeSysfs::new(dir.path());
-    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", vfs, 0)
         .unwrap();
     let plugins = dir.path().join("device-plugins");
     std::fs::create_dir(&plugins).unwrap();
     let ns = Namespace::new();
-    ip(&[
-        "-n", &ns.0, "link", "add", "enp1s0", "type", "veth", "peer", "name", "enp1s0p",
-    ]);
+    for link in links {
+        ip(&[
+            "-n",
+            &ns.0,
+            "link",
+            "add",
+            link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{link}p"),
+        ]);
+    }
     let mut registrations = start_kubelet(&plugins);
-    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins, &[]);
+    let daemon = start_daemon_in(Some(&ns), dir.path(), &plugins, &[]);
     let request = registered(&mut registrations, 1).await.remove(0);
+    assert_eq!(request.resource_name, "intel.com/igb");
     let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
-    let mut lists = pool
+    let lists = pool
         .list_and_watch(dp::Empty {})
         .await
         .unwrap()
         .into_inner();
+    InNetns {
+        dir,
+        fake,
+        plugins,
+        ns,
+        registrations,
+        _daemon: daemon,
+        pool,
+        lists,
+    }
+}
+
+/// As root: the daemon runs in a private namespace where a veth carries the
+/// fake PF's name, so that link events about it are real ones.
+#[tokio::test]
+async fn health_follows_the_pf_link_on_link_events() {
+    // Every field bound: a dropped one would stop the daemon or delete the tree.
+    let InNetns {
+        dir: _dir,
+        fake,
+        plugins: _plugins,
+        ns,
+        registrations: _registrations,
+        _daemon,
+        pool: _pool,
+        mut lists,
+    } = daemon_in_netns(3, &["enp1s0"]).await;
     let health = |list: dp::ListAndWatchResponse| {
         list.devices
             .iter()
@@ -243,23 +294,16 @@ async fn health_follows_the_pf_link_on_link_events() {
 /// advertised once it has.
 #[tokio::test]
 async fn vfs_created_or_removed_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeSysfs::new(dir.path());
-    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
-        .unwrap();
-    let plugins = dir.path().join("device-plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let ns = Namespace::new();
-    let mut registrations = start_kubelet(&plugins);
-    let _daemon = start_daemon_in(Some(&ns), dir.path(), &plugins, &[]);
-    let request = registered(&mut registrations, 1).await.remove(0);
-    assert_eq!(request.resource_name, "intel.com/igb");
-    let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
-    let mut lists = pool
-        .list_and_watch(dp::Empty {})
-        .await
-        .unwrap()
-        .into_inner();
+    let InNetns {
+        dir,
+        fake,
+        plugins,
+        ns,
+        mut registrations,
+        _daemon,
+        mut pool,
+        mut lists,
+    } = daemon_in_netns(2, &[]).await;
     let ids = |list: dp::ListAndWatchResponse| {
         list.devices
             .iter()
