@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kubelet_api::deviceplugin::v1beta1::{ContainerAllocateResponse, DeviceSpec};
+use kubelet_api::deviceplugin::v1beta1::{CdiDevice, ContainerAllocateResponse, DeviceSpec};
 use serde_json::{json, Map, Value};
 
 use crate::pool::Member;
@@ -33,11 +33,42 @@ fn spec(path: &str) -> DeviceSpec {
 }
 
 /// The response for one container's devices, all already known and healthy.
+/// The IOMMU group of a VF on vfio-pci.
+fn vfio_group(member: &Member) -> Option<u32> {
+    match member.device.driver.as_deref() {
+        Some("vfio-pci") => member.device.iommu_group,
+        _ => None,
+    }
+}
+
+/// vhost-net and tun, when the pool asks for them and the host has both
+/// (upstream leaves them out otherwise).
+fn wants_vhost(member: &Member, dev: &Path) -> bool {
+    member.need_vhost_net && dev.join("vhost-net").exists() && dev.join("net/tun").exists()
+}
+
+/// The device nodes a device needs in a container: for Allocate's device
+/// specs and for CDI specs alike.
+pub fn device_nodes(member: &Member, dev: &Path) -> Vec<DeviceSpec> {
+    let mut nodes = Vec::new();
+    if let Some(group) = vfio_group(member) {
+        nodes.extend([spec("/dev/vfio/vfio"), spec(&format!("/dev/vfio/{group}"))]);
+    }
+    if wants_vhost(member, dev) {
+        nodes.extend([spec("/dev/vhost-net"), spec("/dev/net/tun")]);
+    }
+    nodes
+}
+
+/// The response for one container's devices, all already known and
+/// healthy. With CDI (`cdi_kind`), the devices are named for the runtime
+/// to resolve instead of listed as device nodes.
 pub fn container_response(
     resource_name: &str,
     members: &[&Member],
     additional_info: &BTreeMap<String, BTreeMap<String, String>>,
     dev: &Path,
+    cdi_kind: Option<&str>,
 ) -> ContainerAllocateResponse {
     let name = env_name(resource_name);
     let ids: Vec<String> = members
@@ -45,27 +76,20 @@ pub fn container_response(
         .map(|m| m.device.address.to_string())
         .collect();
     let mut info = Map::new();
-    let mut devices: Vec<DeviceSpec> = Vec::new();
     for (member, id) in members.iter().zip(&ids) {
         let mut providers = Map::new();
         providers.insert("generic".into(), json!({ "deviceID": id }));
-        if let (Some("vfio-pci"), Some(group)) =
-            (member.device.driver.as_deref(), member.device.iommu_group)
-        {
-            let group_path = format!("/dev/vfio/{group}");
+        if let Some(group) = vfio_group(member) {
             providers.insert(
                 "vfio".into(),
-                json!({ "mount": "/dev/vfio/vfio", "dev-mount": group_path }),
+                json!({ "mount": "/dev/vfio/vfio", "dev-mount": format!("/dev/vfio/{group}") }),
             );
-            devices.extend([spec("/dev/vfio/vfio"), spec(&group_path)]);
         }
-        // Upstream leaves vhost-net out when the host lacks either node.
-        if member.need_vhost_net && dev.join("vhost-net").exists() && dev.join("net/tun").exists() {
+        if wants_vhost(member, dev) {
             providers.insert(
                 "vhost".into(),
                 json!({ "net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun" }),
             );
-            devices.extend([spec("/dev/vhost-net"), spec("/dev/net/tun")]);
         }
         let mut extra = additional_info.get("*").cloned().unwrap_or_default();
         extra.extend(additional_info.get(id).cloned().unwrap_or_default());
@@ -74,17 +98,33 @@ pub fn container_response(
         }
         info.insert(id.clone(), Value::Object(providers));
     }
-    let mut seen = std::collections::HashSet::new();
-    devices.retain(|d| seen.insert(d.host_path.clone()));
-    ContainerAllocateResponse {
+    let mut response = ContainerAllocateResponse {
         envs: [
             (name.clone(), ids.join(",")),
             (format!("{name}_INFO"), Value::Object(info).to_string()),
         ]
         .into(),
-        devices,
         ..Default::default()
+    };
+    match cdi_kind {
+        Some(kind) => {
+            response.cdi_devices = ids
+                .iter()
+                .map(|id| CdiDevice {
+                    name: format!("{kind}={id}"),
+                })
+                .collect();
+        }
+        None => {
+            let mut seen = std::collections::HashSet::new();
+            response.devices = members
+                .iter()
+                .flat_map(|m| device_nodes(m, dev))
+                .filter(|d| seen.insert(d.host_path.clone()))
+                .collect();
+        }
     }
+    response
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ use tonic::transport::Server;
 use crate::config::{Config, ResourceConfig};
 use crate::health::health_of;
 use crate::metrics::{self, PoolCounters, PoolMetrics};
-use crate::server::{PoolService, PoolView};
-use crate::{device, device_info, pool};
+use crate::server::{PoolService, PoolView, DEV};
+use crate::{cdi, device, device_info, pool};
 
 pub struct Options {
     pub config_file: PathBuf,
@@ -37,6 +37,8 @@ pub struct Options {
     pub device_plugin_dir: PathBuf,
     pub device_info_dir: PathBuf,
     pub metrics_addr: Option<SocketAddr>,
+    /// Where CDI specs go, when CDI is on.
+    pub cdi_dir: Option<PathBuf>,
 }
 
 /// One configured pool and its server, which runs while it has devices.
@@ -49,6 +51,7 @@ struct Served {
     view: watch::Sender<Arc<PoolView>>,
     device_info_dir: PathBuf,
     counters: Arc<PoolCounters>,
+    cdi_dir: Option<PathBuf>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -60,13 +63,14 @@ impl Served {
             old.abort();
         }
         let listener = bind(&self.socket)?;
-        let (config, view, resource, socket, device_info_dir, counters) = (
+        let (config, view, resource, socket, device_info_dir, counters, cdi) = (
             self.config.clone(),
             self.view.subscribe(),
             self.resource.clone(),
             self.socket.clone(),
             self.device_info_dir.clone(),
             self.counters.clone(),
+            self.cdi_dir.is_some(),
         );
         self.server = Some(tokio::spawn(async move {
             let mut listener = Some(listener);
@@ -84,6 +88,7 @@ impl Served {
                     view.clone(),
                     device_info_dir.clone(),
                     counters.clone(),
+                    cdi,
                 ));
                 let served = Server::builder()
                     .add_service(service)
@@ -111,9 +116,16 @@ impl Served {
                     );
                 }
                 *current = Arc::new(view);
+                self.write_cdi_spec(current);
             }
             changed
         })
+    }
+
+    fn write_cdi_spec(&self, view: &PoolView) {
+        if let Some(dir) = &self.cdi_dir {
+            cdi::write(dir, &self.config, view, Path::new(DEV));
+        }
     }
 
     fn has_devices(&self) -> bool {
@@ -178,10 +190,17 @@ pub async fn run(options: Options) -> Result<(), String> {
             view: watch::channel(Arc::new(view)).0,
             device_info_dir: options.device_info_dir.clone(),
             counters: Arc::default(),
+            cdi_dir: options.cdi_dir.clone(),
             server: None,
         };
         device_info::remove_all(&options.device_info_dir, &pool.resource);
         served.push(pool);
+    }
+    if let Some(dir) = &options.cdi_dir {
+        cdi::remove_all(dir);
+        for pool in &served {
+            pool.write_cdi_spec(&pool.view.borrow());
+        }
     }
     if let Some(address) = options.metrics_addr {
         let pools = served

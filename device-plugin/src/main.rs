@@ -3,6 +3,7 @@
 //! pools this host would advertise under a config, and exits.
 
 mod allocate;
+mod cdi;
 mod config;
 mod daemon;
 mod device;
@@ -46,6 +47,12 @@ struct Cli {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9808).
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Write a CDI spec per pool and name devices for CDI at Allocate.
+    #[arg(long)]
+    cdi: bool,
+    /// Where CDI specs go.
+    #[arg(long, default_value = cdi::DEFAULT_DIR)]
+    cdi_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +107,7 @@ fn serve(cli: Cli) -> Result<(), String> {
         device_plugin_dir: cli.device_plugin_dir,
         device_info_dir: cli.device_info_dir,
         metrics_addr: cli.metrics_addr,
+        cdi_dir: cli.cdi.then_some(cli.cdi_dir),
     }))
 }
 

@@ -18,7 +18,10 @@ use crate::config::ResourceConfig;
 use crate::health::HEALTHY;
 use crate::metrics::PoolCounters;
 use crate::pool::Member;
-use crate::{allocate, device_info, preferred};
+use crate::{allocate, cdi, device_info, preferred};
+
+/// Where device nodes are looked up.
+pub const DEV: &str = "/dev";
 
 /// A pool as it is now: its devices and their health, in one piece so that
 /// a change of either reaches kubelet as one fresh list.
@@ -37,6 +40,8 @@ pub struct PoolService {
     dev: PathBuf,
     device_info_dir: PathBuf,
     counters: Arc<PoolCounters>,
+    /// Allocate names devices for CDI instead of listing device nodes.
+    cdi: bool,
 }
 
 impl PoolService {
@@ -45,13 +50,15 @@ impl PoolService {
         view: watch::Receiver<Arc<PoolView>>,
         device_info_dir: PathBuf,
         counters: Arc<PoolCounters>,
+        cdi: bool,
     ) -> Self {
         PoolService {
             config,
             view,
-            dev: PathBuf::from("/dev"),
+            dev: PathBuf::from(DEV),
             device_info_dir,
             counters,
+            cdi,
         }
     }
 
@@ -193,6 +200,7 @@ impl PoolService {
                 &chosen,
                 &self.config.additional_info,
                 &self.dev,
+                self.cdi.then(|| cdi::kind(&self.config)).as_deref(),
             ));
         }
         Ok((

@@ -380,6 +380,95 @@ async fn vfs_created_or_removed_while_running() {
 }
 
 #[tokio::test]
+async fn cdi_specs_and_cdi_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    let vfs = fake
+        .add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    fake.bind(&vfs[2], "vfio-pci").unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let cdi = dir.path().join("cdi");
+    std::fs::create_dir(&cdi).unwrap();
+    std::fs::write(cdi.join("sriov-dp-old.json"), "{}").unwrap();
+    std::fs::write(cdi.join("vendor-gpu.json"), "{}").unwrap();
+    let mut registrations = start_kubelet(&plugins);
+    let _daemon = start_daemon_in(
+        None,
+        dir.path(),
+        &plugins,
+        &["--cdi", "--cdi-dir", cdi.to_str().unwrap()],
+    );
+    let request = registered(&mut registrations, 1).await.remove(0);
+    assert!(
+        !cdi.join("sriov-dp-old.json").exists(),
+        "an earlier run's spec is removed"
+    );
+    assert!(
+        cdi.join("vendor-gpu.json").exists(),
+        "another vendor's spec stays"
+    );
+
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(cdi.join("sriov-dp-intel.com-igb.json")).unwrap())
+            .unwrap();
+    assert_eq!(spec["kind"], "intel.com/net-pci");
+    let names: Vec<&str> = spec["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["0000:01:10.0", "0000:01:10.2", "0000:01:10.4"]);
+    assert_eq!(
+        spec["devices"][0]["containerEdits"]["deviceNodes"],
+        serde_json::json!([])
+    );
+    let group = std::fs::read_link(fake.device_dir(&vfs[2]).join("iommu_group")).unwrap();
+    let group = group.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(
+        spec["devices"][2]["containerEdits"]["deviceNodes"],
+        serde_json::json!([
+            {"path": "/dev/vfio/vfio", "hostPath": "/dev/vfio/vfio", "permissions": "rw"},
+            {"path": format!("/dev/vfio/{group}"), "hostPath": format!("/dev/vfio/{group}"), "permissions": "rw"}
+        ])
+    );
+
+    let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
+    let response = pool
+        .allocate(dp::AllocateRequest {
+            container_requests: vec![dp::ContainerAllocateRequest {
+                devices_ids: vec!["0000:01:10.0".into(), "0000:01:10.4".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let container = &response.container_responses[0];
+    let cdi_names: Vec<&str> = container
+        .cdi_devices
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(
+        cdi_names,
+        [
+            "intel.com/net-pci=0000:01:10.0",
+            "intel.com/net-pci=0000:01:10.4"
+        ]
+    );
+    assert!(
+        container.devices.is_empty(),
+        "the runtime takes device nodes from the CDI spec"
+    );
+    assert_eq!(
+        container.envs["PCIDEVICE_INTEL_COM_IGB"],
+        "0000:01:10.0,0000:01:10.4"
+    );
+}
+
+#[tokio::test]
 async fn metrics_report_each_pool() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
