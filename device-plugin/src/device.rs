@@ -26,8 +26,6 @@ pub struct Device {
     pub acpi_index: Option<String>,
     /// The function has RDMA resources (an `infiniband` directory).
     pub rdma: bool,
-    /// A userspace driver (vfio-pci, uio) holds it.
-    pub userspace: bool,
 }
 
 impl Device {
@@ -50,7 +48,6 @@ impl Device {
             link_type: primary.map(|n| n.link_type),
             acpi_index: None,
             rdma: dir.join("infiniband").is_dir(),
-            userspace: vf.is_userspace(),
         }
     }
 
@@ -70,7 +67,6 @@ impl Device {
             link_type: pf.netdevs.first().map(|n| n.link_type),
             acpi_index: read_trimmed(&dir.join("acpi_index")),
             rdma: dir.join("infiniband").is_dir(),
-            userspace: false,
         }
     }
 }

@@ -102,7 +102,6 @@ mod tests {
                 link_type: None,
                 acpi_index: None,
                 rdma: false,
-                userspace: false,
             },
             need_vhost_net: false,
         }

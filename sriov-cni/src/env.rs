@@ -51,9 +51,7 @@ impl CniArgs {
                 "K8S_POD_NAME" => args.pod_name = Some(value.to_string()),
                 "K8S_POD_UID" => args.pod_uid = Some(value.to_string()),
                 "IgnoreUnknown" | "K8S_POD_INFRA_CONTAINER_ID" => {}
-                other if ignore_unknown => {
-                    let _ = other;
-                }
+                _ if ignore_unknown => {}
                 other => {
                     return Err(Error::Environment(format!(
                         "CNI_ARGS: unknown key {other:?} (set IgnoreUnknown=1 to allow it)"

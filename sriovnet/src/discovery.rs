@@ -153,20 +153,6 @@ impl Sysfs {
         Ok(inventory)
     }
 
-    /// One PF and its VFs; VFs that cannot be read are left out and returned
-    /// as problems.
-    pub fn physical_function(
-        &self,
-        address: PciAddress,
-        default_routes: &HashSet<String>,
-    ) -> Result<(PhysicalFunction, Vec<Error>)> {
-        let mut problems = Vec::new();
-        match self.read_pf(address, default_routes, &mut problems)? {
-            Some(pf) => Ok((pf, problems)),
-            None => Err(Error::NoSuchDevice(address)),
-        }
-    }
-
     /// One VF, found from its own directory through `physfn`. This reads only
     /// the VF and its PF's `virtfn` links, for callers on a hot path (the CNI).
     pub fn virtual_function(&self, address: PciAddress) -> Result<VirtualFunction> {
