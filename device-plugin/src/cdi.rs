@@ -26,7 +26,7 @@ fn path(dir: &Path, config: &ResourceConfig) -> PathBuf {
     ))
 }
 
-pub fn spec(config: &ResourceConfig, view: &PoolView, dev: &Path) -> Value {
+pub fn spec(view: &PoolView, dev: &Path) -> Value {
     let devices: Vec<Value> = view
         .members
         .iter()
@@ -38,20 +38,25 @@ pub fn spec(config: &ResourceConfig, view: &PoolView, dev: &Path) -> Value {
             json!({ "name": m.device.address.to_string(), "containerEdits": { "deviceNodes": nodes } })
         })
         .collect();
-    json!({ "cdiVersion": "0.6.0", "kind": kind(config), "devices": devices })
+    json!({ "cdiVersion": "0.6.0", "kind": kind(&view.config), "devices": devices })
 }
 
 /// Writes a pool's spec atomically; a failure is reported, and the pool is
 /// still served.
-pub fn write(dir: &Path, config: &ResourceConfig, view: &PoolView, dev: &Path) {
-    let file = path(dir, config);
+pub fn write(dir: &Path, view: &PoolView, dev: &Path) {
+    let file = path(dir, &view.config);
     let temporary = file.with_extension("tmp");
     let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&temporary, spec(config, view, dev).to_string()))
+        .and_then(|()| std::fs::write(&temporary, spec(view, dev).to_string()))
         .and_then(|()| std::fs::rename(&temporary, &file));
     if let Err(e) = written {
         eprintln!("warning: CDI spec {}: {e}", file.display());
     }
+}
+
+/// Removes a pool's spec, when the pool is gone.
+pub fn remove(dir: &Path, config: &ResourceConfig) {
+    let _ = std::fs::remove_file(path(dir, config));
 }
 
 /// Removes the specs of an earlier run.

@@ -1,34 +1,33 @@
 //! The daemon: discover, sort into pools, serve each pool on its own
-//! socket and register it with kubelet. Kubelet deletes plugin sockets and
-//! recreates `kubelet.sock` when it restarts: an inotify watch on the
-//! directory re-serves what was deleted and registers everything again.
-//! A pool server that stops is started again. Sockets go on SIGTERM.
+//! socket and register it with kubelet, then follow events:
+//! - link events: look at the tree again (health, VFs come and go);
+//! - the config file changed: apply it, keeping devices pods hold in the
+//!   pool they were allocated from;
+//! - kubelet restarted (it deletes plugin sockets and recreates
+//!   `kubelet.sock`): serve again what was deleted and register again.
+//!
+//! Sockets go on SIGTERM.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use inotify::{EventMask, Inotify, WatchMask};
-use kubelet_api::deviceplugin::v1beta1::{
-    device_plugin_server::DevicePluginServer, KUBELET_SOCKET,
-};
-use sriovnet::{default_route_interfaces, LinkEvents, LinkMonitor, Sysfs};
-use tokio::net::UnixListener;
+use kubelet_api::deviceplugin::v1beta1::KUBELET_SOCKET;
+use sriovnet::{default_route_interfaces, Inventory, LinkEvents, LinkMonitor, Sysfs};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::StreamExt;
-use tonic::transport::Server;
 
-use crate::config::{Config, ResourceConfig};
+use crate::config::Config;
 use crate::health::health_of;
-use crate::metrics::{self, PoolCounters, PoolMetrics};
-use crate::server::{PoolService, PoolView, DEV};
-use crate::{cdi, device, device_info, pool};
+use crate::metrics::{self, PoolMetrics};
+use crate::pool::{self, Pins};
+use crate::register::Registration;
+use crate::server::PoolView;
+use crate::serving::{Served, Settings};
+use crate::{cdi, config_watch, device, pod_resources};
 
 pub struct Options {
     pub config_file: PathBuf,
@@ -39,130 +38,29 @@ pub struct Options {
     pub metrics_addr: Option<SocketAddr>,
     /// Where CDI specs go, when CDI is on.
     pub cdi_dir: Option<PathBuf>,
+    /// Register through kubelet's plugin watcher, in this directory.
+    pub plugins_registry_dir: Option<PathBuf>,
+    pub pod_resources_socket: PathBuf,
 }
 
-/// One configured pool and its server, which runs while it has devices.
-struct Served {
-    config: ResourceConfig,
-    resource: String,
-    endpoint: String,
-    socket: PathBuf,
-    /// Every ListAndWatch stream sends a fresh list when the view changes.
-    view: watch::Sender<Arc<PoolView>>,
-    device_info_dir: PathBuf,
-    counters: Arc<PoolCounters>,
-    cdi_dir: Option<PathBuf>,
-    server: Option<JoinHandle<()>>,
-}
-
-impl Served {
-    /// (Re)binds the socket and serves on it; the server restarts itself if
-    /// it ever stops, so the pool keeps being advertised.
-    fn serve(&mut self) -> Result<(), String> {
-        if let Some(old) = self.server.take() {
-            old.abort();
-        }
-        let listener = bind(&self.socket)?;
-        let (config, view, resource, socket, device_info_dir, counters, cdi) = (
-            self.config.clone(),
-            self.view.subscribe(),
-            self.resource.clone(),
-            self.socket.clone(),
-            self.device_info_dir.clone(),
-            self.counters.clone(),
-            self.cdi_dir.is_some(),
-        );
-        self.server = Some(tokio::spawn(async move {
-            let mut listener = Some(listener);
-            loop {
-                let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
-                    Ok(l) => UnixListenerStream::new(l),
-                    Err(e) => {
-                        eprintln!("warning: {resource}: {e}");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                let service = DevicePluginServer::new(PoolService::new(
-                    config.clone(),
-                    view.clone(),
-                    device_info_dir.clone(),
-                    counters.clone(),
-                    cdi,
-                ));
-                let served = Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming(incoming)
-                    .await;
-                eprintln!("warning: {resource}: server stopped ({served:?}); serving again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }));
-        Ok(())
-    }
-
-    /// Takes the pool's members and health as they are now; true if they
-    /// changed.
-    fn update(&self, view: PoolView) -> bool {
-        self.view.send_if_modified(|current| {
-            let changed = **current != view;
-            if changed {
-                // A device that left the pool leaves no device info behind.
-                for gone in current.members.iter().filter(|m| !view.members.contains(m)) {
-                    device_info::remove(
-                        &self.device_info_dir,
-                        &self.resource,
-                        &gone.device.address.to_string(),
-                    );
-                }
-                *current = Arc::new(view);
-                self.write_cdi_spec(current);
-            }
-            changed
-        })
-    }
-
-    fn write_cdi_spec(&self, view: &PoolView) {
-        if let Some(dir) = &self.cdi_dir {
-            cdi::write(dir, &self.config, view, Path::new(DEV));
-        }
-    }
-
-    fn has_devices(&self) -> bool {
-        !self.view.borrow().members.is_empty()
-    }
-
-    async fn register(&self, dir: &Path) {
-        match crate::register::register(&dir.join(KUBELET_SOCKET), &self.endpoint, &self.resource)
-            .await
-        {
-            Ok(()) => {
-                PoolCounters::count(&self.counters.registrations);
-                eprintln!("registered {} ({})", self.resource, self.socket.display());
-            }
-            Err(e) => {
-                PoolCounters::count(&self.counters.errors);
-                eprintln!("warning: {e}");
-            }
-        }
-    }
-}
-
-/// A fresh socket, mode 0600.
-fn bind(socket: &Path) -> Result<UnixListener, String> {
-    let _ = std::fs::remove_file(socket);
-    let listener =
-        UnixListener::bind(socket).map_err(|e| format!("listen on {}: {e}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
-    Ok(listener)
+struct Daemon {
+    config_file: PathBuf,
+    resource_prefix: String,
+    config: Config,
+    sysfs: Sysfs,
+    settings: Settings,
+    pod_resources_socket: PathBuf,
+    /// The configured pools, in config order.
+    served: Vec<Served>,
+    /// Devices pods hold, kept in the pool they were allocated from.
+    pins: Pins,
+    metrics: watch::Sender<Vec<PoolMetrics>>,
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
     let config = Config::load(&options.config_file, &options.resource_prefix)?;
     let sysfs = Sysfs::new(&options.sysfs_root);
-    let (inventory, routes) = device::scan(&sysfs)?;
-    let initial = views(&sysfs, &config, Some(inventory), &routes);
+    let scanned = device::scan(&sysfs)?;
 
     // Watch before the first registration, so a kubelet restart in between
     // is not missed.
@@ -174,61 +72,58 @@ pub async fn run(options: Options) -> Result<(), String> {
             WatchMask::CREATE | WatchMask::DELETE,
         )
         .map_err(|e| format!("watch {}: {e}", options.device_plugin_dir.display()))?;
-    let mut events = inotify
+    let mut plugin_dir_events = inotify
         .into_event_stream([0u8; 4096])
         .map_err(|e| format!("inotify: {e}"))?;
-
+    let mut config_events = config_watch::watch(&options.config_file)?;
     let mut links = watch_links();
-    let mut served: Vec<Served> = Vec::new();
-    for (resource_config, view) in config.resources.iter().zip(initial) {
-        let endpoint = format!("{}_{}.sock", resource_config.prefix, resource_config.name);
-        let pool = Served {
-            resource: resource_config.resource_name(),
-            config: resource_config.clone(),
-            socket: options.device_plugin_dir.join(&endpoint),
-            endpoint,
-            view: watch::channel(Arc::new(view)).0,
-            device_info_dir: options.device_info_dir.clone(),
-            counters: Arc::default(),
-            cdi_dir: options.cdi_dir.clone(),
-            server: None,
-        };
-        device_info::remove_all(&options.device_info_dir, &pool.resource);
-        served.push(pool);
-    }
+
     if let Some(dir) = &options.cdi_dir {
         cdi::remove_all(dir);
-        for pool in &served {
-            pool.write_cdi_spec(&pool.view.borrow());
-        }
     }
-    if let Some(address) = options.metrics_addr {
-        let pools = served
-            .iter()
-            .map(|p| PoolMetrics {
-                resource: p.resource.clone(),
-                view: p.view.subscribe(),
-                counters: p.counters.clone(),
-            })
-            .collect();
-        metrics::serve(address, Arc::new(pools)).await?;
+    let registration = match options.plugins_registry_dir {
+        Some(dir) => Registration::PluginWatcher(dir),
+        None => Registration::Kubelet(options.device_plugin_dir.join(KUBELET_SOCKET)),
+    };
+    let mut daemon = Daemon {
+        config_file: options.config_file,
+        resource_prefix: options.resource_prefix,
+        config,
+        sysfs,
+        settings: Settings {
+            device_plugin_dir: options.device_plugin_dir,
+            device_info_dir: options.device_info_dir,
+            cdi_dir: options.cdi_dir,
+            registration,
+        },
+        pod_resources_socket: options.pod_resources_socket,
+        served: Vec::new(),
+        pins: Pins::new(),
+        metrics: watch::channel(Vec::new()).0,
+    };
+    // Devices pods already hold stay where they are, whatever the config
+    // says now.
+    if daemon.pod_resources_socket.exists() {
+        daemon.update_pins().await;
     }
-    for pool in served.iter_mut() {
-        if pool.has_devices() {
-            // Serving before registering: kubelet dials back at once.
-            pool.serve()?;
-            pool.register(&options.device_plugin_dir).await;
-        } else {
+    for view in daemon.views(Some(scanned)) {
+        let pool = Served::new(view, &daemon.settings);
+        if !pool.has_devices() {
             eprintln!(
                 "pool {} has no devices yet; advertised once it has",
                 pool.resource
             );
         }
+        daemon.served.push(pool);
     }
+    daemon.publish_metrics();
+    if let Some(address) = options.metrics_addr {
+        metrics::serve(address, daemon.metrics.subscribe()).await?;
+    }
+    daemon.start_serving().await;
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut watching = true;
-    let mut linked = true;
+    let (mut linked, mut watching, mut configured) = (true, true, true);
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
@@ -240,97 +135,182 @@ pub async fn run(options: Options) -> Result<(), String> {
                     linked = false;
                     continue;
                 }
-                // Links changed: VFs may have come or gone, a PF's link may
-                // be up or down. Events come in bursts (creating VFs makes
-                // one per netdev): take them all, then look at the tree once.
+                // Events come in bursts (creating VFs makes one per
+                // netdev): take them all, then look at the tree once.
                 while links.try_recv().is_ok() {}
-                let routes = default_route_interfaces(Path::new("/proc/net")).unwrap_or_default();
-                let now = views(&sysfs, &config, None, &routes);
-                for (pool, view) in served.iter_mut().zip(now) {
-                    if pool.update(view) {
-                        eprintln!("{}: devices or health changed", pool.resource);
-                        if pool.server.is_none() && pool.has_devices() {
-                            if let Err(e) = pool.serve() {
-                                eprintln!("warning: {e}");
-                                continue;
-                            }
-                            pool.register(&options.device_plugin_dir).await;
-                        }
+                if !daemon.pins.is_empty() {
+                    // A pod that let a device go may have moved it back.
+                    daemon.update_pins().await;
+                }
+                daemon.refresh().await;
+            }
+            event = config_events.next(), if configured => match event {
+                Some(Ok(_)) => daemon.reload().await,
+                Some(Err(e)) => eprintln!("warning: inotify: {e}"),
+                None => {
+                    eprintln!("warning: the config watch ended; config changes need a restart");
+                    configured = false;
+                }
+            },
+            event = plugin_dir_events.next(), if watching => match event {
+                Some(Ok(event)) => {
+                    let name = event.name.as_deref().unwrap_or(OsStr::new(""));
+                    if event.mask.contains(EventMask::DELETE) {
+                        daemon.socket_deleted(name);
+                    } else if name == OsStr::new(KUBELET_SOCKET) {
+                        daemon.kubelet_restarted().await;
                     }
                 }
-            }
-            event = events.next(), if watching => {
-                let event = match event {
-                    Some(Ok(event)) => event,
-                    Some(Err(e)) => {
-                        eprintln!("warning: inotify: {e}");
-                        continue;
-                    }
-                    None => {
-                        eprintln!("warning: the inotify watch ended; kubelet restarts will not be seen");
-                        watching = false;
-                        continue;
-                    }
-                };
-                let name = event.name.as_deref().unwrap_or(OsStr::new(""));
-                let serving = served.iter_mut().filter(|p| p.server.is_some());
-                if event.mask.contains(EventMask::DELETE) {
-                    // Kubelet removed a pool's socket: serve it again. (Our
-                    // own re-binding deletes it too, but then it is back.)
-                    for pool in serving.filter(|p| name == OsStr::new(&p.endpoint) && !p.socket.exists()) {
-                        if let Err(e) = pool.serve() {
-                            eprintln!("warning: {e}");
-                        }
-                    }
-                } else if name == OsStr::new(KUBELET_SOCKET) {
-                    eprintln!("kubelet restarted; registering again");
-                    for pool in serving {
-                        if !pool.socket.exists() {
-                            if let Err(e) = pool.serve() {
-                                eprintln!("warning: {e}");
-                            }
-                        }
-                        pool.register(&options.device_plugin_dir).await;
-                    }
+                Some(Err(e)) => eprintln!("warning: inotify: {e}"),
+                None => {
+                    eprintln!("warning: the inotify watch ended; kubelet restarts will not be seen");
+                    watching = false;
                 }
-            }
+            },
         }
     }
-    for pool in &served {
-        let _ = std::fs::remove_file(&pool.socket);
+    for pool in &daemon.served {
+        pool.remove_sockets();
     }
     Ok(())
 }
 
-/// Every pool's devices and their health, as the tree says now (scanning it
-/// unless a fresh inventory is given).
-fn views(
-    sysfs: &Sysfs,
-    config: &Config,
-    inventory: Option<sriovnet::Inventory>,
-    routes: &HashSet<String>,
-) -> Vec<PoolView> {
-    let inventory = match inventory.map(Ok).unwrap_or_else(|| sysfs.scan(routes)) {
-        Ok(inventory) => inventory,
-        Err(e) => {
-            eprintln!("warning: cannot read {}: {e}", sysfs.root().display());
-            sriovnet::Inventory::default()
-        }
-    };
-    let devices = device::candidates(sysfs, &inventory, routes);
-    pool::assign(&config.resources, &devices)
-        .into_iter()
-        .map(|pool| {
-            let health = health_of(
-                sysfs,
-                &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
-            );
-            PoolView {
-                members: pool.members,
-                health,
+impl Daemon {
+    /// Every pool's devices and their health, as the tree says now
+    /// (scanning it unless a fresh scan is given).
+    fn views(&self, scanned: Option<(Inventory, HashSet<String>)>) -> Vec<PoolView> {
+        let (inventory, routes) = scanned.unwrap_or_else(|| {
+            let routes = default_route_interfaces(Path::new("/proc/net")).unwrap_or_default();
+            let inventory = self.sysfs.scan(&routes).unwrap_or_else(|e| {
+                eprintln!("warning: cannot read {}: {e}", self.sysfs.root().display());
+                Inventory::default()
+            });
+            (inventory, routes)
+        });
+        let devices = device::candidates(&self.sysfs, &inventory, &routes);
+        pool::assign(&self.config.resources, &devices, &self.pins)
+            .into_iter()
+            .map(|pool| {
+                let health = health_of(
+                    &self.sysfs,
+                    &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
+                );
+                PoolView {
+                    config: pool.config,
+                    members: pool.members,
+                    health,
+                }
+            })
+            .collect()
+    }
+
+    /// Looks at the tree again; a pool that got its first devices is
+    /// served and registered.
+    async fn refresh(&mut self) {
+        for (pool, view) in self.served.iter().zip(self.views(None)) {
+            if pool.update(view) {
+                eprintln!("{}: devices or health changed", pool.resource);
             }
-        })
-        .collect()
+        }
+        self.start_serving().await;
+    }
+
+    async fn start_serving(&mut self) {
+        for pool in self.served.iter_mut() {
+            if pool.is_serving() || !pool.has_devices() {
+                continue;
+            }
+            // Serving before registering: kubelet dials back at once.
+            match pool.serve() {
+                Ok(()) => pool.register().await,
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
+    }
+
+    /// Which devices pods hold: kubelet's pod resources API says; when it
+    /// cannot be asked, what this daemon handed out since start, and what
+    /// was held before, stay held.
+    async fn update_pins(&mut self) {
+        self.pins = match pod_resources::in_use(&self.pod_resources_socket).await {
+            Ok(pins) => pins,
+            Err(e) => {
+                eprintln!("warning: {e}; devices handed out since start stay in their pools");
+                let mut pins = std::mem::take(&mut self.pins);
+                for pool in &self.served {
+                    for id in pool.handed_out() {
+                        if let Ok(address) = id.parse() {
+                            pins.entry(address).or_insert_with(|| pool.resource.clone());
+                        }
+                    }
+                }
+                pins
+            }
+        };
+    }
+
+    /// Applies the config file as it is now: pools added, removed or
+    /// changed. A config that cannot be read leaves the current one.
+    async fn reload(&mut self) {
+        let config = match Config::load(&self.config_file, &self.resource_prefix) {
+            Ok(config) => config,
+            Err(e) => {
+                return eprintln!("warning: config not applied, the current one stays: {e}");
+            }
+        };
+        if config.resources == self.config.resources {
+            return;
+        }
+        eprintln!("config changed; applying it");
+        self.update_pins().await;
+        self.config = config;
+        let mut old = std::mem::take(&mut self.served);
+        for view in self.views(None) {
+            let resource = view.config.resource_name();
+            match old.iter().position(|p| p.resource == resource) {
+                Some(at) => {
+                    let pool = old.remove(at);
+                    pool.update(view);
+                    self.served.push(pool);
+                }
+                None => self.served.push(Served::new(view, &self.settings)),
+            }
+        }
+        for gone in old {
+            gone.remove();
+        }
+        self.publish_metrics();
+        self.start_serving().await;
+    }
+
+    /// Kubelet removed a pool's socket: serve it again. (Our own re-binding
+    /// deletes it too, but then it is back.)
+    fn socket_deleted(&mut self, name: &OsStr) {
+        for pool in self.served.iter_mut().filter(|p| p.is_serving()) {
+            if name == OsStr::new(&pool.endpoint) && !pool.socket.exists() {
+                if let Err(e) = pool.serve() {
+                    eprintln!("warning: {e}");
+                }
+            }
+        }
+    }
+
+    async fn kubelet_restarted(&mut self) {
+        eprintln!("kubelet restarted; registering again");
+        for pool in self.served.iter_mut().filter(|p| p.is_serving()) {
+            if !pool.socket.exists() {
+                if let Err(e) = pool.serve() {
+                    eprintln!("warning: {e}");
+                }
+            }
+            pool.register().await;
+        }
+    }
+
+    fn publish_metrics(&self) {
+        self.metrics
+            .send_replace(self.served.iter().map(Served::metrics).collect());
+    }
 }
 
 /// Link events from the kernel, read on a thread of their own (the

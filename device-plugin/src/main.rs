@@ -5,17 +5,20 @@
 mod allocate;
 mod cdi;
 mod config;
+mod config_watch;
 mod daemon;
 mod device;
 mod device_info;
 mod discover;
 mod health;
 mod metrics;
+mod pod_resources;
 mod pool;
 mod preferred;
 mod register;
 mod selector;
 mod server;
+mod serving;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,11 +51,37 @@ struct Cli {
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
     /// Write a CDI spec per pool and name devices for CDI at Allocate.
-    #[arg(long)]
+    #[arg(long, alias = "use-cdi")]
     cdi: bool,
     /// Where CDI specs go.
     #[arg(long, default_value = cdi::DEFAULT_DIR)]
     cdi_dir: PathBuf,
+    /// Register through kubelet's plugin watcher instead of kubelet.sock.
+    #[arg(long)]
+    plugin_watcher: bool,
+    /// Where the plugin watcher looks for registration sockets.
+    #[arg(long, default_value = kubelet_api::pluginregistration::v1::PLUGINS_REGISTRY_PATH)]
+    plugins_registry_dir: PathBuf,
+    /// Kubelet's pod resources socket: which devices pods hold, kept in
+    /// their pool across config changes.
+    #[arg(long, default_value = kubelet_api::podresources::v1::KUBELET_SOCKET)]
+    pod_resources_socket: PathBuf,
+    #[command(flatten)]
+    upstream_logging: UpstreamLogging,
+}
+
+/// Upstream's logging flags (its image's entrypoint and glog's), accepted
+/// so that its DaemonSet args work; we log to stderr at one level.
+#[derive(Args)]
+struct UpstreamLogging {
+    #[arg(long, hide = true)]
+    log_level: Option<String>,
+    #[arg(long, alias = "log_dir", hide = true)]
+    log_dir: Option<String>,
+    #[arg(long = "v", hide = true)]
+    verbosity: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    logtostderr: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -86,7 +115,7 @@ fn discover(args: &DiscoverArgs) -> Result<(), String> {
     let sysfs = Sysfs::new(&args.sysfs_root);
     let (inventory, routes) = device::scan(&sysfs)?;
     let devices = device::candidates(&sysfs, &inventory, &routes);
-    let pools = pool::assign(&config.resources, &devices);
+    let pools = pool::assign(&config.resources, &devices, &pool::Pins::new());
     match args.output {
         Output::Json => println!("{}", discover::to_json(&sysfs, &pools)),
         Output::Table => print!("{}", discover::to_table(&sysfs, &pools)),
@@ -95,6 +124,16 @@ fn discover(args: &DiscoverArgs) -> Result<(), String> {
 }
 
 fn serve(cli: Cli) -> Result<(), String> {
+    let logging = &cli.upstream_logging;
+    if logging.log_level.is_some()
+        || logging.log_dir.is_some()
+        || logging.verbosity.is_some()
+        || logging.logtostderr.is_some()
+    {
+        eprintln!(
+            "note: upstream's logging flags are accepted and ignored; everything goes to stderr"
+        );
+    }
     // One thread is enough for a handful of pools and keeps the daemon small.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,11 +147,30 @@ fn serve(cli: Cli) -> Result<(), String> {
         device_info_dir: cli.device_info_dir,
         metrics_addr: cli.metrics_addr,
         cdi_dir: cli.cdi.then_some(cli.cdi_dir),
+        plugins_registry_dir: cli.plugin_watcher.then_some(cli.plugins_registry_dir),
+        pod_resources_socket: cli.pod_resources_socket,
     }))
 }
 
+/// Go's flag package takes `-name` as well as `--name`: so do we. Every
+/// flag of ours has a long name, so a single dash before more than one
+/// letter (or glog's `-v`) is read as two.
+fn go_style(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|arg| {
+        let text = arg.to_string_lossy();
+        let name = text.split('=').next().unwrap_or_default();
+        let single_dash = name.starts_with('-') && !name.starts_with("--");
+        if single_dash && (name.len() > 2 || name == "-v") {
+            format!("-{text}").into()
+        } else {
+            arg
+        }
+    })
+    .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(go_style(std::env::args_os()));
     let outcome = match &cli.command {
         Some(Command::Discover(args)) => discover(args),
         None => serve(cli),

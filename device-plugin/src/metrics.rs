@@ -104,8 +104,12 @@ pub fn render(pools: &[PoolMetrics]) -> String {
     out
 }
 
-/// Answers `GET /metrics` on `address` until the daemon stops.
-pub async fn serve(address: SocketAddr, pools: Arc<Vec<PoolMetrics>>) -> Result<(), String> {
+/// Answers `GET /metrics` on `address` until the daemon stops; `pools`
+/// follows the config.
+pub async fn serve(
+    address: SocketAddr,
+    pools: watch::Receiver<Vec<PoolMetrics>>,
+) -> Result<(), String> {
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| format!("metrics on {address}: {e}"))?;
@@ -120,7 +124,7 @@ pub async fn serve(address: SocketAddr, pools: Arc<Vec<PoolMetrics>>) -> Result<
                 let n = stream.read(&mut request).await.unwrap_or(0);
                 let line = String::from_utf8_lossy(&request[..n]);
                 let (status, body) = match line.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-                    ["GET", "/metrics"] => ("200 OK", render(&pools)),
+                    ["GET", "/metrics"] => ("200 OK", render(&pools.borrow())),
                     _ => ("404 Not Found", "only GET /metrics is served\n".to_string()),
                 };
                 let response = format!(

@@ -1,11 +1,32 @@
-//! Registering a pool with kubelet: a `Register` call on `kubelet.sock`,
-//! made once the pool's own socket is serving.
+//! Registering a pool with kubelet, made once the pool's own socket is
+//! serving: by default a `Register` call on `kubelet.sock`; with
+//! `--plugin-watcher`, a `pluginregistration` socket in kubelet's
+//! plugins_registry directory, which kubelet finds, asks `GetInfo`, dials
+//! the pool, and answers with `NotifyRegistrationStatus`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kubelet_api::deviceplugin::v1beta1::{
     registration_client::RegistrationClient, DevicePluginOptions, RegisterRequest, VERSION,
 };
+use kubelet_api::pluginregistration::v1::{
+    registration_server, InfoRequest, PluginInfo, RegistrationStatus, RegistrationStatusResponse,
+    DEVICE_PLUGIN,
+};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::metrics::PoolCounters;
+
+#[derive(Clone, Debug)]
+pub enum Registration {
+    /// `Register` on this socket (kubelet's `kubelet.sock`).
+    Kubelet(PathBuf),
+    /// A registration socket in this directory, for the plugin watcher.
+    PluginWatcher(PathBuf),
+}
 
 pub async fn register(
     kubelet_socket: &Path,
@@ -34,4 +55,73 @@ pub async fn register(
             )
         })?;
     Ok(())
+}
+
+/// The plugin-watcher socket of a pool whose socket is `endpoint`.
+pub fn registry_socket(dir: &Path, endpoint: &str) -> PathBuf {
+    let stem = endpoint.strip_suffix(".sock").unwrap_or(endpoint);
+    dir.join(format!("{stem}-reg.sock"))
+}
+
+/// What the plugin watcher asks a pool.
+struct PluginWatcher {
+    info: PluginInfo,
+    counters: Arc<PoolCounters>,
+}
+
+#[tonic::async_trait]
+impl registration_server::Registration for PluginWatcher {
+    async fn get_info(&self, _: Request<InfoRequest>) -> Result<Response<PluginInfo>, Status> {
+        Ok(Response::new(self.info.clone()))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        request: Request<RegistrationStatus>,
+    ) -> Result<Response<RegistrationStatusResponse>, Status> {
+        let status = request.into_inner();
+        if status.plugin_registered {
+            PoolCounters::count(&self.counters.registrations);
+            eprintln!("kubelet registered {}", self.info.name);
+        } else {
+            PoolCounters::count(&self.counters.errors);
+            eprintln!(
+                "warning: kubelet refused {}: {}",
+                self.info.name, status.error
+            );
+        }
+        Ok(Response::new(RegistrationStatusResponse {}))
+    }
+}
+
+/// Serves a pool's plugin-watcher socket in `dir`; kubelet dials the pool
+/// at `socket`, an absolute path.
+pub fn serve_plugin_watcher(
+    dir: &Path,
+    resource_name: &str,
+    socket: &Path,
+    counters: &Arc<PoolCounters>,
+) -> Result<JoinHandle<()>, String> {
+    let endpoint = socket
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let listener = crate::serving::bind(&registry_socket(dir, &endpoint))?;
+    let service = registration_server::RegistrationServer::new(PluginWatcher {
+        info: PluginInfo {
+            r#type: DEVICE_PLUGIN.to_string(),
+            name: resource_name.to_string(),
+            endpoint: socket.to_string_lossy().into_owned(),
+            supported_versions: vec![VERSION.to_string()],
+        },
+        counters: counters.clone(),
+    });
+    let resource = resource_name.to_string();
+    Ok(tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(UnixListenerStream::new(listener))
+            .await;
+        eprintln!("warning: {resource}: plugin-watcher socket stopped ({served:?})");
+    }))
 }

@@ -23,10 +23,11 @@ use crate::{allocate, cdi, device_info, preferred};
 /// Where device nodes are looked up.
 pub const DEV: &str = "/dev";
 
-/// A pool as it is now: its devices and their health, in one piece so that
-/// a change of either reaches kubelet as one fresh list.
+/// A pool as it is now: its config, devices and their health, in one piece
+/// so that a change of any reaches kubelet as one fresh list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolView {
+    pub config: ResourceConfig,
     pub members: Vec<Member>,
     pub health: Vec<&'static str>,
 }
@@ -34,7 +35,6 @@ pub struct PoolView {
 /// What kubelet sees of a pool; every ListAndWatch stream sends a fresh
 /// list whenever the view changes.
 pub struct PoolService {
-    config: ResourceConfig,
     view: watch::Receiver<Arc<PoolView>>,
     /// Where device nodes are looked up (`/dev`).
     dev: PathBuf,
@@ -46,14 +46,12 @@ pub struct PoolService {
 
 impl PoolService {
     pub fn new(
-        config: ResourceConfig,
         view: watch::Receiver<Arc<PoolView>>,
         device_info_dir: PathBuf,
         counters: Arc<PoolCounters>,
         cdi: bool,
     ) -> Self {
         PoolService {
-            config,
             view,
             dev: PathBuf::from(DEV),
             device_info_dir,
@@ -62,7 +60,7 @@ impl PoolService {
         }
     }
 
-    fn device_list(config: &ResourceConfig, view: &PoolView) -> ListAndWatchResponse {
+    fn device_list(view: &PoolView) -> ListAndWatchResponse {
         let devices = view
             .members
             .iter()
@@ -70,7 +68,7 @@ impl PoolService {
             .map(|(m, health)| dp::Device {
                 id: m.device.address.to_string(),
                 health: health.to_string(),
-                topology: match (config.exclude_topology, m.device.numa_node) {
+                topology: match (view.config.exclude_topology, m.device.numa_node) {
                     (false, Some(node)) => Some(dp::TopologyInfo {
                         nodes: vec![dp::NumaNode { id: node.into() }],
                     }),
@@ -106,9 +104,8 @@ impl DevicePlugin for PoolService {
     }
 
     async fn list_and_watch(&self, _: Request<Empty>) -> Result<Response<DeviceLists>, Status> {
-        let config = self.config.clone();
         let lists = WatchStream::new(self.view.clone())
-            .map(move |view: Arc<PoolView>| Ok(PoolService::device_list(&config, &view)));
+            .map(|view: Arc<PoolView>| Ok(PoolService::device_list(&view)));
         Ok(Response::new(Box::pin(lists)))
     }
 
@@ -128,7 +125,7 @@ impl DevicePlugin for PoolService {
                     &r.must_include_device_i_ds,
                     r.allocation_size.max(0) as usize,
                     &members,
-                    self.config.policy,
+                    view.config.policy,
                 ),
             })
             .collect();
@@ -177,7 +174,8 @@ impl PoolService {
             .zip(&view.health)
             .map(|(m, h)| (m.device.address.to_string(), *h == HEALTHY))
             .collect();
-        let resource = self.config.resource_name();
+        let config = &view.config;
+        let resource = config.resource_name();
         let mut container_responses = Vec::new();
         let mut ids = Vec::new();
         for container in request.container_requests {
@@ -198,9 +196,9 @@ impl PoolService {
             container_responses.push(allocate::container_response(
                 &resource,
                 &chosen,
-                &self.config.additional_info,
+                &config.additional_info,
                 &self.dev,
-                self.cdi.then(|| cdi::kind(&self.config)).as_deref(),
+                self.cdi.then(|| cdi::kind(config)).as_deref(),
             ));
         }
         Ok((

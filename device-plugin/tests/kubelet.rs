@@ -2,157 +2,17 @@
 //! protocol over unix sockets: registration, dial-back, ListAndWatch,
 //! Allocate, GetPreferredAllocation, and sockets removed on SIGTERM.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use kubelet_api::deviceplugin::v1beta1::{
-    self as dp, device_plugin_client::DevicePluginClient, registration_server::Registration,
-    registration_server::RegistrationServer,
-};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::*;
+use kubelet_api::deviceplugin::v1beta1::{self as dp, device_plugin_client::DevicePluginClient};
 use serde_json::Value;
 use sriovnet::fake::{FakeSysfs, INTEL_82576, INTEL_E810};
-use tokio::net::UnixListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Channel, Server};
-use tonic::{Request, Response, Status};
-
-struct FakeKubelet(mpsc::Sender<dp::RegisterRequest>);
-
-#[tonic::async_trait]
-impl Registration for FakeKubelet {
-    async fn register(
-        &self,
-        request: Request<dp::RegisterRequest>,
-    ) -> Result<Response<dp::Empty>, Status> {
-        self.0
-            .send(request.into_inner())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(dp::Empty {}))
-    }
-}
-
-async fn connect(socket: PathBuf) -> Channel {
-    kubelet_api::connect_unix(socket).await.unwrap()
-}
-
-/// The daemon, stopped with SIGTERM when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
-        let _ = self.0.wait();
-    }
-}
-
-/// A named network namespace, deleted on drop.
-struct Namespace(String);
-
-impl Namespace {
-    fn new() -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("sriovdp-{}-{n}", std::process::id());
-        ip(&["netns", "add", &name]);
-        Namespace(name)
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().unwrap();
-    assert!(status.success(), "ip {args:?}");
-}
-
-fn start_daemon(root: &Path, plugins: &Path) -> Daemon {
-    start_daemon_in(None, root, plugins, &[])
-}
-
-fn start_daemon_in(
-    netns: Option<&Namespace>,
-    root: &Path,
-    plugins: &Path,
-    extra: &[&str],
-) -> Daemon {
-    let config = root.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"resourceList":[
-            {"resourceName":"igb","selectors":{"drivers":["igbvf","vfio-pci"]},
-             "additionalInfo":{"*":{"site":"lab"},"0000:01:10.0":{"site":"rack1"}}},
-            {"resourceName":"e810","resourcePrefix":"example.org","selectors":{"drivers":["iavf"]}},
-            {"resourceName":"none","selectors":{"vendors":["1af4"]}}]}"#,
-    )
-    .unwrap();
-    let mut command = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args([
-                "netns",
-                "exec",
-                &ns.0,
-                env!("CARGO_BIN_EXE_sriov-device-plugin"),
-            ]);
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin")),
-    };
-    Daemon(
-        command
-            .arg("--config-file")
-            .arg(&config)
-            .arg("--sysfs-root")
-            .arg(root)
-            .arg("--device-plugin-dir")
-            .arg(plugins)
-            .arg("--device-info-dir")
-            .arg(root.join("devinfo"))
-            .args(extra)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Serves a fake kubelet's Registration on `<plugins>/kubelet.sock`.
-fn start_kubelet(plugins: &Path) -> mpsc::Receiver<dp::RegisterRequest> {
-    let (registered, registrations) = mpsc::channel(4);
-    let _ = std::fs::remove_file(plugins.join("kubelet.sock"));
-    let listener = UnixListener::bind(plugins.join("kubelet.sock")).unwrap();
-    tokio::spawn(
-        Server::builder()
-            .add_service(RegistrationServer::new(FakeKubelet(registered)))
-            .serve_with_incoming(UnixListenerStream::new(listener)),
-    );
-    registrations
-}
-
-/// The next `count` registrations, by resource name.
-async fn registered(
-    registrations: &mut mpsc::Receiver<dp::RegisterRequest>,
-    count: usize,
-) -> Vec<dp::RegisterRequest> {
-    let mut requests = Vec::new();
-    for _ in 0..count {
-        let request = tokio::time::timeout(Duration::from_secs(20), registrations.recv())
-            .await
-            .expect("the daemon registers its pools")
-            .unwrap();
-        requests.push(request);
-    }
-    requests.sort_by(|a, b| a.resource_name.cmp(&b.resource_name));
-    requests
-}
-
+use tonic::transport::Channel;
 #[tokio::test]
 async fn registers_again_when_kubelet_restarts() {
     let dir = tempfile::tempdir().unwrap();

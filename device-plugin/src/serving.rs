@@ -1,0 +1,244 @@
+//! One pool served to kubelet: its socket (mode 0600), a server that starts
+//! itself again if it stops, and its registration, either with `Register`
+//! on `kubelet.sock` or through kubelet's plugin watcher.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubelet_api::deviceplugin::v1beta1::device_plugin_server::DevicePluginServer;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+
+use crate::config::ResourceConfig;
+use crate::metrics::{PoolCounters, PoolMetrics};
+use crate::register::Registration;
+use crate::server::{PoolService, PoolView, DEV};
+use crate::{cdi, device_info};
+
+/// What every pool shares: where things go and how to register.
+#[derive(Clone)]
+pub struct Settings {
+    pub device_plugin_dir: PathBuf,
+    pub device_info_dir: PathBuf,
+    /// Where CDI specs go, when CDI is on.
+    pub cdi_dir: Option<PathBuf>,
+    pub registration: Registration,
+}
+
+/// A configured pool; its server runs while it has devices.
+pub struct Served {
+    pub resource: String,
+    /// The socket's file name, as registered.
+    pub endpoint: String,
+    pub socket: PathBuf,
+    /// Every ListAndWatch stream sends a fresh list when the view changes.
+    view: watch::Sender<Arc<PoolView>>,
+    counters: Arc<PoolCounters>,
+    settings: Settings,
+    server: Option<JoinHandle<()>>,
+    /// The plugin-watcher socket's server, once registered that way.
+    registry: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    /// A pool not served yet; files an earlier run left for it are removed.
+    pub fn new(view: PoolView, settings: &Settings) -> Self {
+        let config = &view.config;
+        let endpoint = format!("{}_{}.sock", config.prefix, config.name);
+        let resource = config.resource_name();
+        device_info::remove_all(&settings.device_info_dir, &resource);
+        let served = Served {
+            socket: settings.device_plugin_dir.join(&endpoint),
+            endpoint,
+            resource,
+            view: watch::channel(Arc::new(view)).0,
+            counters: Arc::default(),
+            settings: settings.clone(),
+            server: None,
+            registry: None,
+        };
+        served.write_cdi_spec(&served.view.borrow());
+        served
+    }
+
+    pub fn config(&self) -> ResourceConfig {
+        self.view.borrow().config.clone()
+    }
+
+    pub fn metrics(&self) -> PoolMetrics {
+        PoolMetrics {
+            resource: self.resource.clone(),
+            view: self.view.subscribe(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// Devices this pool's Allocate handed out since start.
+    pub fn handed_out(&self) -> Vec<String> {
+        self.counters
+            .allocated
+            .lock()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// (Re)binds the socket and serves on it; the server restarts itself if
+    /// it ever stops, so the pool keeps being advertised.
+    pub fn serve(&mut self) -> Result<(), String> {
+        if let Some(old) = self.server.take() {
+            old.abort();
+        }
+        let listener = bind(&self.socket)?;
+        let (view, resource, socket, device_info_dir, counters, cdi) = (
+            self.view.subscribe(),
+            self.resource.clone(),
+            self.socket.clone(),
+            self.settings.device_info_dir.clone(),
+            self.counters.clone(),
+            self.settings.cdi_dir.is_some(),
+        );
+        self.server = Some(tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
+                    Ok(l) => tokio_stream::wrappers::UnixListenerStream::new(l),
+                    Err(e) => {
+                        eprintln!("warning: {resource}: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let service = DevicePluginServer::new(PoolService::new(
+                    view.clone(),
+                    device_info_dir.clone(),
+                    counters.clone(),
+                    cdi,
+                ));
+                let served = Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(incoming)
+                    .await;
+                eprintln!("warning: {resource}: server stopped ({served:?}); serving again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+        Ok(())
+    }
+
+    /// Takes the pool's config, members and health as they are now; true if
+    /// they changed.
+    pub fn update(&self, view: PoolView) -> bool {
+        self.view.send_if_modified(|current| {
+            let changed = **current != view;
+            if changed {
+                // A device that left the pool leaves no device info behind.
+                for gone in current.members.iter().filter(|m| !view.members.contains(m)) {
+                    device_info::remove(
+                        &self.settings.device_info_dir,
+                        &self.resource,
+                        &gone.device.address.to_string(),
+                    );
+                }
+                *current = Arc::new(view);
+                self.write_cdi_spec(current);
+            }
+            changed
+        })
+    }
+
+    fn write_cdi_spec(&self, view: &PoolView) {
+        if let Some(dir) = &self.settings.cdi_dir {
+            cdi::write(dir, view, Path::new(DEV));
+        }
+    }
+
+    pub fn has_devices(&self) -> bool {
+        !self.view.borrow().members.is_empty()
+    }
+
+    /// Registers with kubelet: a `Register` call, or a plugin-watcher socket
+    /// served once (kubelet finds it again after a restart).
+    pub async fn register(&mut self) {
+        let outcome = match &self.settings.registration {
+            Registration::Kubelet(kubelet_socket) => {
+                crate::register::register(kubelet_socket, &self.endpoint, &self.resource)
+                    .await
+                    .map(|()| PoolCounters::count(&self.counters.registrations))
+            }
+            Registration::PluginWatcher(dir) if self.registry.is_none() => {
+                crate::register::serve_plugin_watcher(
+                    dir,
+                    &self.resource,
+                    &self.socket,
+                    &self.counters,
+                )
+                .map(|server| self.registry = Some(server))
+            }
+            Registration::PluginWatcher(_) => Ok(()),
+        };
+        match outcome {
+            Ok(()) => eprintln!("registered {} ({})", self.resource, self.socket.display()),
+            Err(e) => {
+                PoolCounters::count(&self.counters.errors);
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+
+    /// The pool is gone from the config: kubelet is told it has no devices,
+    /// then its sockets and files go.
+    pub fn remove(mut self) {
+        let config = self.config();
+        self.update(PoolView {
+            config: config.clone(),
+            members: Vec::new(),
+            health: Vec::new(),
+        });
+        if let Some(registry) = self.registry.take() {
+            registry.abort();
+            if let Registration::PluginWatcher(dir) = &self.settings.registration {
+                let _ = std::fs::remove_file(crate::register::registry_socket(dir, &self.endpoint));
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        if let Some(dir) = &self.settings.cdi_dir {
+            cdi::remove(dir, &config);
+        }
+        if let Some(server) = self.server.take() {
+            // A moment for the empty list to reach kubelet's stream.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                server.abort();
+            });
+        }
+        eprintln!("pool {} removed", self.resource);
+    }
+
+    /// Sockets go when the daemon stops.
+    pub fn remove_sockets(&self) {
+        let _ = std::fs::remove_file(&self.socket);
+        if let (Some(_), Registration::PluginWatcher(dir)) =
+            (&self.registry, &self.settings.registration)
+        {
+            let _ = std::fs::remove_file(crate::register::registry_socket(dir, &self.endpoint));
+        }
+    }
+}
+
+/// A fresh socket, mode 0600.
+pub fn bind(socket: &Path) -> Result<UnixListener, String> {
+    let _ = std::fs::remove_file(socket);
+    let listener =
+        UnixListener::bind(socket).map_err(|e| format!("listen on {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
+    Ok(listener)
+}
