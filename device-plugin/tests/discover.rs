@@ -263,3 +263,48 @@ fn an_invalid_config_exits_with_a_one_line_reason() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.json"));
 }
+
+/// Go's flag package takes `-flag` and `-flag=value` as well as `--flag`;
+/// upstream's DaemonSets pass them that way, with logging flags we ignore.
+#[test]
+fn upstream_style_flags() {
+    let (dir, _fake) = host();
+    let file = dir.path().join("config.json");
+    std::fs::write(
+        &file,
+        json!({"resourceList": [{"resourceName": "igb", "selectors": {"drivers": ["igbvf"]}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+        .args(["discover", "--output", "json"])
+        .arg(format!("-config-file={}", file.display()))
+        .args(["-sysfs-root", dir.path().to_str().unwrap()])
+        .arg("-resource-prefix=example.org")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pools: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(pools["pools"][0]["resourceName"], "example.org/igb");
+    assert_eq!(pools["pools"][0]["devices"].as_array().unwrap().len(), 6);
+
+    // The daemon's logging flags are accepted: it gets as far as reading
+    // the config, which does not exist here.
+    let output = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+        .args([
+            "--log-level=10",
+            "--log-dir=sriovdp",
+            "-v=3",
+            "-logtostderr",
+            "--use-cdi",
+            "-config-file=/nonexistent/config.json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("read /nonexistent/config.json"), "{stderr}");
+}
