@@ -15,7 +15,6 @@ use kubelet_api::pluginregistration::v1::{
     DEVICE_PLUGIN,
 };
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::PoolCounters;
@@ -120,7 +119,7 @@ pub fn serve_plugin_watcher(
     Ok(tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(UnixListenerStream::new(listener))
+            .serve_with_incoming(kubelet_api::legacy_authority::incoming(listener))
             .await;
         eprintln!("warning: {resource}: plugin-watcher socket stopped ({served:?})");
     }))

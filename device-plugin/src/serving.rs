@@ -109,7 +109,7 @@ impl Served {
             let mut listener = Some(listener);
             loop {
                 let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
-                    Ok(l) => tokio_stream::wrappers::UnixListenerStream::new(l),
+                    Ok(l) => kubelet_api::legacy_authority::incoming(l),
                     Err(e) => {
                         eprintln!("warning: {resource}: {e}");
                         tokio::time::sleep(Duration::from_secs(1)).await;

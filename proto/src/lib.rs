@@ -38,6 +38,11 @@ pub mod pluginregistration {
     }
 }
 
+pub mod legacy_authority;
+
+#[cfg(feature = "fake-kubelet")]
+pub mod fake_kubelet;
+
 /// A gRPC channel to a unix socket, as kubelet and plugins dial each other.
 pub async fn connect_unix(
     path: impl AsRef<std::path::Path>,

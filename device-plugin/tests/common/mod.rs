@@ -7,32 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use kubelet_api::deviceplugin::v1beta1::{
-    self as dp, registration_server::Registration, registration_server::RegistrationServer,
-};
+use kubelet_api::deviceplugin::v1beta1 as dp;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::net::UnixListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Channel, Server};
-use tonic::{Request, Response, Status};
-
-pub struct FakeKubelet(pub mpsc::Sender<dp::RegisterRequest>);
-
-#[tonic::async_trait]
-impl Registration for FakeKubelet {
-    async fn register(
-        &self,
-        request: Request<dp::RegisterRequest>,
-    ) -> Result<Response<dp::Empty>, Status> {
-        self.0
-            .send(request.into_inner())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(dp::Empty {}))
-    }
-}
+use tonic::transport::Channel;
 
 pub async fn connect(socket: PathBuf) -> Channel {
     kubelet_api::connect_unix(socket).await.unwrap()
@@ -144,15 +123,7 @@ pub fn spawn_daemon(
 
 /// Serves a fake kubelet's Registration on `<plugins>/kubelet.sock`.
 pub fn start_kubelet(plugins: &Path) -> mpsc::Receiver<dp::RegisterRequest> {
-    let (registered, registrations) = mpsc::channel(4);
-    let _ = std::fs::remove_file(plugins.join("kubelet.sock"));
-    let listener = UnixListener::bind(plugins.join("kubelet.sock")).unwrap();
-    tokio::spawn(
-        Server::builder()
-            .add_service(RegistrationServer::new(FakeKubelet(registered)))
-            .serve_with_incoming(UnixListenerStream::new(listener)),
-    );
-    registrations
+    kubelet_api::fake_kubelet::serve(plugins).unwrap()
 }
 
 /// The next `count` registrations, by resource name.

@@ -1,0 +1,127 @@
+//! A fake kubelet on the command line, for the lab and demos:
+//!
+//!   fake-kubelet watch DIR
+//!       serves DIR/kubelet.sock; for every registration prints
+//!       `registered RESOURCE ENDPOINT`, dials the plugin back and prints
+//!       each ListAndWatch list as `list RESOURCE ID=HEALTH[@NUMA] ...`.
+//!   fake-kubelet allocate SOCKET ID...
+//!       one Allocate call for one container; prints `env NAME=VALUE`,
+//!       `device HOST CONTAINER PERMISSIONS`, `cdi NAME` lines.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use kubelet_api::deviceplugin::v1beta1::{
+    device_plugin_client::DevicePluginClient, AllocateRequest, ContainerAllocateRequest, Empty,
+};
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn watch(dir: PathBuf) -> Result<(), String> {
+    let mut registrations = kubelet_api::fake_kubelet::serve(&dir)
+        .map_err(|e| format!("serve {}: {e}", dir.display()))?;
+    while let Some(request) = registrations.recv().await {
+        say(format!(
+            "registered {} {}",
+            request.resource_name, request.endpoint
+        ));
+        let socket = dir.join(&request.endpoint);
+        tokio::spawn(async move {
+            if let Err(e) = print_lists(&request.resource_name, &socket).await {
+                say(format!("error {} {e}", request.resource_name));
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn print_lists(resource: &str, socket: &Path) -> Result<(), String> {
+    let channel = kubelet_api::connect_unix(socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lists = DevicePluginClient::new(channel)
+        .list_and_watch(Empty {})
+        .await
+        .map_err(|e| e.message().to_string())?
+        .into_inner();
+    while let Some(list) = lists.message().await.map_err(|e| e.message().to_string())? {
+        let devices: Vec<String> = list
+            .devices
+            .iter()
+            .map(|d| {
+                let numa = d
+                    .topology
+                    .as_ref()
+                    .and_then(|t| t.nodes.first())
+                    .map(|n| format!("@{}", n.id))
+                    .unwrap_or_default();
+                format!("{}={}{numa}", d.id, d.health)
+            })
+            .collect();
+        say(format!("list {resource} {}", devices.join(" ")));
+    }
+    Ok(())
+}
+
+async fn allocate(socket: PathBuf, ids: Vec<String>) -> Result<(), String> {
+    let channel = kubelet_api::connect_unix(&socket)
+        .await
+        .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+    let response = DevicePluginClient::new(channel)
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest { devices_ids: ids }],
+        })
+        .await
+        .map_err(|e| format!("Allocate: {}", e.message()))?
+        .into_inner();
+    for container in response.container_responses {
+        let mut envs: Vec<_> = container.envs.into_iter().collect();
+        envs.sort();
+        for (name, value) in envs {
+            say(format!("env {name}={value}"));
+        }
+        for device in container.devices {
+            say(format!(
+                "device {} {} {}",
+                device.host_path, device.container_path, device.permissions
+            ));
+        }
+        for device in container.cdi_devices {
+            say(format!("cdi {}", device.name));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("fake-kubelet: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match args.as_slice() {
+        [command, dir] if command == "watch" => runtime.block_on(watch(dir.into())),
+        [command, socket, ids @ ..] if command == "allocate" && !ids.is_empty() => {
+            runtime.block_on(allocate(socket.into(), ids.to_vec()))
+        }
+        _ => Err("usage: fake-kubelet watch DIR | allocate SOCKET ID...".into()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-kubelet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
