@@ -4,9 +4,17 @@
 # igb/igbvf drivers. Exits with the scenarios' status; prints the guest
 # console when anything fails. Run as root on Debian bookworm.
 #   run.sh --bench   runs guest/bench.sh instead and prints its figures.
+#   run.sh --demo    runs guest/demo.sh instead (the README's main job): two
+#                    pods get a VF each through the device plugin and the CNI,
+#                    and ping each other.
 set -euo pipefail
 mode=test
-[ "${1:-}" = --bench ] && mode=bench
+case "${1:-}" in
+--bench) mode=bench ;;
+--demo) mode=demo ;;
+"") ;;
+*) echo "usage: run.sh [--bench | --demo]" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${LAB_CACHE:-/var/cache/sriov-lab}
 
@@ -14,13 +22,15 @@ cache=${LAB_CACHE:-/var/cache/sriov-lab}
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-device-plugin -p sriov-cni
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriovnet --example vf
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-cni --example cni-bench
+cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p kubelet-api --features fake-kubelet --example fake-kubelet
 target=${CARGO_TARGET_DIR:-$here/../target}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kernel=$cache/kernel
 "$here/build-initramfs.sh" "$kernel" "$work/initramfs.gz" \
-    "$target/release/sriov-device-plugin" "$target/release/sriov" "$target/release/examples/vf" "$target/release/examples/cni-bench"
+    "$target/release/sriov-device-plugin" "$target/release/sriov" "$target/release/examples/vf" "$target/release/examples/cni-bench" \
+    "$target/release/examples/fake-kubelet"
 
 # KVM here may be PVM-based, where a stock kernel does not boot: use TCG then.
 accel=tcg
@@ -51,6 +61,11 @@ timeout "${LAB_TIMEOUT:-600}" qemu-system-x86_64 \
 if [ "$mode" = bench ]; then
     grep -ao 'bench: .*' "$console" | tr -d '\r'
     grep -q 'bench: .*ADD' "$console" || { tr -d '\r' <"$console" >&2; exit 1; }
+    exit 0
+fi
+if [ "$mode" = demo ]; then
+    grep -ao 'demo: .*' "$console" | tr -d '\r' | sed 's/^demo: //'
+    grep -q '^demo: done' "$console" || { echo "demo: failed; guest console:" >&2; tr -d '\r' <"$console" >&2; exit 1; }
     exit 0
 fi
 grep -ao 'lab: .*' "$console" | tr -d '\r' || true

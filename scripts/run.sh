@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The main job, for now: build the device plugin and print the pool it
-# would advertise on this host with a config that takes every SR-IOV
-# device. Arguments go to `discover` (e.g. --sysfs-root DIR, --output json).
+# The main job: the demo in the emulated SR-IOV NIC lab. It boots a real
+# kernel under QEMU with an emulated Intel 82576 NIC, runs the device plugin
+# against a fake kubelet, gives two pods a VF each (Allocate, then the sriov
+# CNI with VLAN and host-local IPAM), pings from one to the other, and
+# deletes both. Run as root on Debian bookworm; installs what it needs.
+# On a real node, see docs/device-plugin.md and docs/cni.md instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --release --quiet -p sriov-device-plugin
-config=$(mktemp)
-trap 'rm -f "$config"' EXIT
-echo '{"resourceList":[{"resourceName":"sriov_all","selectors":{}}]}' >"$config"
-target/release/sriov-device-plugin discover --config-file "$config" "$@"
+bash hw-tests/run.sh --demo

@@ -77,3 +77,59 @@ use_first_pf() {
     set_num_vfs "$pf" 7
     link_up "$pfdev"
 }
+
+# Binds VF $1 to vfio-pci; sets $group, its IOMMU group (/dev/vfio/$group).
+bind_vfio() {
+    echo vfio-pci >"/sys/bus/pci/devices/$1/driver_override"
+    echo "$1" >"/sys/bus/pci/devices/$1/driver/unbind"
+    echo "$1" >/sys/bus/pci/drivers_probe
+    [ "$(basename "$(readlink "/sys/bus/pci/devices/$1/driver")")" = vfio-pci ] || fail "$1 is not on vfio-pci"
+    group=$(basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")")
+    [ -c "/dev/vfio/$group" ] || fail "no /dev/vfio/$group"
+}
+
+# Waits up to 10 s for command $1 (a string) to succeed.
+wait_until() {
+    for _ in $(seq 100); do
+        eval "$1" && return 0
+        sleep 0.1
+    done
+    fail "timed out waiting for: $1"
+}
+
+plugins=/run/kubelet/device-plugins
+
+# The fake kubelet (kubelet-api's fake-kubelet example) and the device
+# plugin with config $1, until the scenario ends. The kubelet prints
+# registrations and every ListAndWatch list to /tmp/kubelet.out.
+start_device_plugin() {
+    mkdir -p "$plugins"
+    echo "$1" >/tmp/dp.json
+    fake-kubelet watch "$plugins" >/tmp/kubelet.out 2>&1 &
+    kubelet_pid=$!
+    wait_until "[ -S $plugins/kubelet.sock ]"
+    sriov-device-plugin --config-file /tmp/dp.json --device-plugin-dir "$plugins" 2>/tmp/dp.log &
+    dp_pid=$!
+    trap 'kill $dp_pid $kubelet_pid 2>/dev/null; wait; echo "device plugin log:"; cat /tmp/dp.log' EXIT
+}
+
+# The last device list kubelet saw for resource $1: "ID=HEALTH ..." sorted.
+last_list() {
+    grep "^list $1 " /tmp/kubelet.out | tail -1 | cut -d' ' -f3- | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# Waits until kubelet's last list for resource $1 is exactly $2.
+wait_list() {
+    for _ in $(seq 100); do
+        [ "$(last_list "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    fail "$1: expected list [$2], kubelet last saw [$(last_list "$1")]"
+}
+
+# Every VF of PF $1 as "ADDRESS=$2 ..." sorted, for comparing with lists.
+vfs_as() {
+    for vf in /sys/bus/pci/devices/$1/virtfn*; do
+        echo "$(basename "$(readlink "$vf")")=$2"
+    done | sort | tr '\n' ' ' | sed 's/ $//'
+}

@@ -3,12 +3,7 @@
 # without moving anything; DEL restores the PF side.
 use_first_pf
 vf=$(vf_address "$pf" 6)
-echo vfio-pci >"/sys/bus/pci/devices/$vf/driver_override"
-echo "$vf" >"/sys/bus/pci/devices/$vf/driver/unbind"
-echo "$vf" >/sys/bus/pci/drivers_probe
-[ "$(basename "$(readlink "/sys/bus/pci/devices/$vf/driver")")" = vfio-pci ] || fail "$vf is not on vfio-pci"
-group=$(basename "$(readlink "/sys/bus/pci/devices/$vf/iommu_group")")
-[ -c "/dev/vfio/$group" ] || fail "no /dev/vfio/$group"
+bind_vfio "$vf"
 
 echo '{"resourceList":[{"resourceName":"dpdk","selectors":{"drivers":["vfio-pci"]}}]}' >/tmp/dpdk.json
 sriov-device-plugin discover --config-file /tmp/dpdk.json | tr -s ' ' |
