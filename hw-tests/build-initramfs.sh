@@ -54,6 +54,6 @@ for module in igb igbvf vfio_pci; do add_module "$module"; done
 printf '%s\n' "${load_order[@]}" >"$root/lib/modules/load-order"
 
 cp "$here/guest/init" "$root/init"
-cp -r "$here/guest/lib.sh" "$here/guest/bench.sh" "$here/guest/demo.sh" "$here/guest/scenarios" "$root/lab/"
+cp -r "$here/guest/lib.sh" "$here/guest/run-scenarios.sh" "$here/guest/bench.sh" "$here/guest/demo.sh" "$here/guest/scenarios" "$root/lab/"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$output"

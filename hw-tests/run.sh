@@ -7,13 +7,17 @@
 #   run.sh --demo    runs guest/demo.sh instead (the README's main job): two
 #                    pods get a VF each through the device plugin and the CNI,
 #                    and ping each other.
+#   LAB_PFS="0000:3b:00.0 ..." run.sh --hardware
+#                    runs the scenarios on this host's real SR-IOV NICs
+#                    instead, on those PFs only (see hardware.sh).
 set -euo pipefail
 mode=test
 case "${1:-}" in
 --bench) mode=bench ;;
 --demo) mode=demo ;;
+--hardware) exec "$(dirname "$0")/hardware.sh" ;;
 "") ;;
-*) echo "usage: run.sh [--bench | --demo]" >&2; exit 2 ;;
+*) echo "usage: run.sh [--bench | --demo | --hardware]" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${LAB_CACHE:-/var/cache/sriov-lab}
@@ -69,7 +73,7 @@ if [ "$mode" = demo ]; then
     exit 0
 fi
 grep -ao 'lab: .*' "$console" | tr -d '\r' || true
-summary=$(grep -ao 'lab: [0-9]* passed, [0-9]* failed' "$console" | tr -d '\r' || true)
+summary=$(grep -ao 'lab: [0-9]* passed, [0-9]* failed, [0-9]* skipped' "$console" | tr -d '\r' || true)
 if [ "$status" -ne 0 ] || [ -z "$summary" ] || ! echo "$summary" | grep -q ' 0 failed'; then
     echo "lab: failed (qemu exit $status, accel $accel); guest console:" >&2
     tr -d '\r' <"$console" >&2

@@ -4,8 +4,15 @@ set -eu
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-# The PCI addresses of the emulated 82576 PFs.
-pfs() { ls /sys/bus/pci/drivers/igb | grep '^0000:'; }
+# The PCI addresses of the PFs under test: LAB_PFS on real hardware, else
+# the emulated 82576s.
+pfs() {
+    if [ -n "${LAB_PFS:-}" ]; then printf '%s\n' $LAB_PFS; else ls /sys/bus/pci/drivers/igb | grep '^0000:'; fi
+}
+
+# A PCI function's "vendor:device" ids and its driver's name.
+pci_ids() { echo "$(sed 's/^0x//' "/sys/bus/pci/devices/$1/vendor"):$(sed 's/^0x//' "/sys/bus/pci/devices/$1/device")"; }
+pci_driver() { basename "$(readlink "/sys/bus/pci/devices/$1/driver")"; }
 
 # Sets a PF's VF count (through 0: the driver refuses n -> m directly) and
 # waits for every VF netdev to appear.

@@ -1,6 +1,7 @@
 # Scenario 1 (discovery): `sriov-device-plugin discover` lists every VF of
 # every PF with the right PF, index, ids, driver, netdev, IOMMU group and
 # health, as sysfs has them.
+# lab: emulated NIC only
 for pf in $(pfs); do
     set_num_vfs "$pf" 7
     link_up "$(vf_netdev "$pf")"

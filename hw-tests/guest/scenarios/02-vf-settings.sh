@@ -1,6 +1,7 @@
 # sriovnet's VF settings through the PF on the real igb driver: each setting
 # igb supports is applied and read back both by sriovnet and by iproute2;
 # those igb refuses fail with an error naming setting, PF, VF and errno.
+# lab: emulated NIC only
 pf=$(pfs | head -1)
 pfdev=$(ls "/sys/bus/pci/devices/$pf/net")
 set_num_vfs "$pf" 7

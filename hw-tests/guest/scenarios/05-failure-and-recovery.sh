@@ -1,4 +1,5 @@
 # Scenario 5: failure and recovery on real VFs.
+# lab: emulated NIC only
 use_first_pf
 
 # An unsupported setting fails ADD by name and leaves the VF as it was.

@@ -7,7 +7,7 @@ bind_vfio "$vf"
 
 echo '{"resourceList":[{"resourceName":"dpdk","selectors":{"drivers":["vfio-pci"]}}]}' >/tmp/dpdk.json
 sriov-device-plugin discover --config-file /tmp/dpdk.json | tr -s ' ' |
-    grep -qxF "intel.com/dpdk $vf $pfdev 6 8086:10ca vfio-pci - - $group Healthy" || fail "discover: $(sriov-device-plugin discover --config-file /tmp/dpdk.json)"
+    grep -qxF "intel.com/dpdk $vf $pfdev 6 $(pci_ids "$vf") vfio-pci - - $group Healthy" || fail "discover: $(sriov-device-plugin discover --config-file /tmp/dpdk.json)"
 
 before_pf=$(vf_line "$pfdev" 6)
 ip netns add podu

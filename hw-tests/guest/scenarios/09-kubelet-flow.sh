@@ -4,12 +4,12 @@
 # /dev/vfio device specs of a VF on vfio-pci, and writes the device-info
 # file; an unknown device is refused by name.
 use_first_pf
+vf0=$(vf_address "$pf" 0)
 dpdk=$(vf_address "$pf" 6)
 bind_vfio "$dpdk"
-vf0=$(vf_address "$pf" 0)
 start_device_plugin "{\"resourceList\":[
-    {\"resourceName\":\"igb\",\"selectors\":{\"pfNames\":[\"$pfdev\"],\"drivers\":[\"igbvf\"]}},
-    {\"resourceName\":\"igb_dpdk\",\"selectors\":{\"drivers\":[\"vfio-pci\"]}}]}"
+    {\"resourceName\":\"igb\",\"selectors\":{\"pfNames\":[\"$pfdev\"],\"drivers\":[\"$(pci_driver "$vf0")\"]}},
+    {\"resourceName\":\"igb_dpdk\",\"selectors\":{\"pfNames\":[\"$pfdev\"],\"drivers\":[\"vfio-pci\"]}}]}"
 wait_until "grep -q '^registered intel.com/igb intel.com_igb.sock$' /tmp/kubelet.out"
 wait_until "grep -q '^registered intel.com/igb_dpdk intel.com_igb_dpdk.sock$' /tmp/kubelet.out"
 wait_list intel.com/igb_dpdk "$dpdk=Healthy"

@@ -1,0 +1,21 @@
+# Runs every scenario in $LAB_DIR/scenarios, each in its own subshell with
+# lib.sh, and prints PASS, FAIL (with its log) or SKIP per scenario, then a
+# summary; exits non-zero if any failed. On real hardware (LAB_HARDWARE=1),
+# scenarios marked "# lab: emulated NIC only" are skipped: they check
+# what only the emulated 82576 does.
+lab=${LAB_DIR:-/lab}
+logs=$(mktemp -d)
+passed=0 failed=0 skipped=0
+for scenario in "$lab"/scenarios/*.sh; do
+    name=$(basename "$scenario" .sh)
+    if [ "${LAB_HARDWARE:-0}" = 1 ] && grep -q '^# lab: emulated NIC only' "$scenario"; then
+        skipped=$((skipped + 1)); echo "lab: SKIP $name (emulated NIC only)"
+    elif (. "$lab/lib.sh" && . "$scenario") >"$logs/$name.log" 2>&1; then
+        passed=$((passed + 1)); echo "lab: PASS $name"
+    else
+        failed=$((failed + 1)); echo "lab: FAIL $name"; sed 's/^/    /' "$logs/$name.log"
+    fi
+done
+rm -rf "$logs"
+echo "lab: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
