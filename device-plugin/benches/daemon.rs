@@ -1,59 +1,34 @@
 //! The daemon with 8 PFs x 256 VFs (2048 VFs) on a fake tree: time from
 //! start until every pool is registered with a fake kubelet, its peak RSS
 //! then, and the time from kubelet.sock reappearing (a kubelet restart)
-//! until every pool has registered again.
+//! until every pool has registered again, and Allocate round trips.
 //! Run with `cargo bench -p sriov-device-plugin --bench daemon`.
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kubelet_api::deviceplugin::v1beta1::{
-    self as dp,
-    registration_server::{Registration, RegistrationServer},
-};
+use kubelet_api::deviceplugin::v1beta1::{self as dp, device_plugin_client::DevicePluginClient};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::net::UnixListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::{Request, Response, Status};
 
-struct Kubelet(mpsc::Sender<Instant>);
-
-#[tonic::async_trait]
-impl Registration for Kubelet {
-    async fn register(
-        &self,
-        _: Request<dp::RegisterRequest>,
-    ) -> Result<Response<dp::Empty>, Status> {
-        let _ = self.0.send(Instant::now()).await;
-        Ok(Response::new(dp::Empty {}))
-    }
-}
-
-fn start_kubelet(plugins: &Path) -> mpsc::Receiver<Instant> {
-    let (sender, receiver) = mpsc::channel(8);
-    let listener = UnixListener::bind(plugins.join("kubelet.sock")).expect("kubelet.sock");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(RegistrationServer::new(Kubelet(sender)))
-            .serve_with_incoming(UnixListenerStream::new(listener)),
-    );
-    receiver
-}
-
-async fn last_of(registrations: &mut mpsc::Receiver<Instant>, count: usize) -> Instant {
-    let mut last = Instant::now();
+/// The time the last of `count` registrations arrived, and the requests.
+async fn last_of(
+    registrations: &mut mpsc::Receiver<dp::RegisterRequest>,
+    count: usize,
+) -> (Instant, Vec<dp::RegisterRequest>) {
+    let mut requests = Vec::new();
     for _ in 0..count {
-        last = tokio::time::timeout(Duration::from_secs(10), registrations.recv())
-            .await
-            .expect("registration")
-            .expect("kubelet");
+        requests.push(
+            tokio::time::timeout(Duration::from_secs(10), registrations.recv())
+                .await
+                .expect("registration")
+                .expect("kubelet"),
+        );
     }
-    last
+    (Instant::now(), requests)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -61,7 +36,7 @@ async fn main() {
     let (dir, config) = common::host_with_2048_vfs();
     let plugins = dir.path().join("device-plugins");
     std::fs::create_dir(&plugins).expect("plugins dir");
-    let mut kubelet = start_kubelet(&plugins);
+    let mut kubelet = kubelet_api::fake_kubelet::serve(&plugins).expect("kubelet.sock");
 
     let start = Instant::now();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
@@ -76,7 +51,8 @@ async fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start daemon");
-    let registered = last_of(&mut kubelet, 2).await - start;
+    let (registered, pools) = last_of(&mut kubelet, 2).await;
+    let registered = registered - start;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.id())).expect("status");
     let peak = status
@@ -92,19 +68,54 @@ async fn main() {
             std::fs::remove_file(entry.expect("entry").path()).expect("remove");
         }
         let restarted = Instant::now();
-        let mut kubelet = start_kubelet(&plugins);
-        restarts.push(last_of(&mut kubelet, 2).await - restarted);
+        let mut kubelet = kubelet_api::fake_kubelet::serve(&plugins).expect("kubelet.sock");
+        restarts.push(last_of(&mut kubelet, 2).await.0 - restarted);
     }
     restarts.sort();
+
+    // Allocate round trips on one connection, one device each, as kubelet
+    // makes them: gRPC over the unix socket, the response, the device-info
+    // file.
+    let channel = kubelet_api::connect_unix(plugins.join(&pools[0].endpoint))
+        .await
+        .expect("pool socket");
+    let mut pool = DevicePluginClient::new(channel);
+    let mut lists = pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .expect("ListAndWatch")
+        .into_inner();
+    let devices = lists
+        .message()
+        .await
+        .expect("list")
+        .expect("a list")
+        .devices;
+    let mut allocations = Vec::new();
+    for device in devices.iter().take(200) {
+        let request = dp::AllocateRequest {
+            container_requests: vec![dp::ContainerAllocateRequest {
+                devices_ids: vec![device.id.clone()],
+            }],
+        };
+        let started = Instant::now();
+        pool.allocate(request).await.expect("Allocate");
+        allocations.push(started.elapsed());
+    }
+    allocations.sort();
     let _ = kill(Pid::from_raw(daemon.id() as i32), Signal::SIGTERM);
     let _ = daemon.wait();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "daemon, 8 PFs x 256 VFs: both pools registered {:.1} ms after start; peak RSS {}; \
-         re-registered after a kubelet restart in median {:.1} ms, max {:.1} ms (10 restarts)",
+         re-registered after a kubelet restart in median {:.1} ms, max {:.1} ms (10 restarts); \
+         Allocate round trip median {:.2} ms, max {:.2} ms ({} calls)",
         ms(registered),
         peak.trim_start_matches("VmHWM:").trim(),
         ms(restarts[restarts.len() / 2]),
         ms(restarts[restarts.len() - 1]),
+        ms(allocations[allocations.len() / 2]),
+        ms(allocations[allocations.len() - 1]),
+        allocations.len(),
     );
 }

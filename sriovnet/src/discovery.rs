@@ -2,7 +2,7 @@
 //! read from `bus/pci/devices`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::sysfs::{
     list_dir, parse, read_link_name, read_numa_node, read_number, read_optional_string,
@@ -130,16 +130,46 @@ impl Sysfs {
                 source: std::io::ErrorKind::NotFound.into(),
             });
         }
+        let names = list_dir(&devices)?;
+        // Thousands of small sysfs reads on a big host: each core takes a
+        // share of the devices.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let share = names.len().div_ceil(cores).max(1);
+        let parts: Vec<Inventory> = std::thread::scope(|scope| {
+            let workers: Vec<_> = names
+                .chunks(share)
+                .map(|names| scope.spawn(|| self.scan_devices(&devices, names, default_routes)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap_or_default())
+                .collect()
+        });
+        let mut inventory = Inventory::default();
+        for part in parts {
+            inventory.pfs.extend(part.pfs);
+            inventory.problems.extend(part.problems);
+        }
+        Ok(inventory)
+    }
+
+    /// The PFs among `names`, in order.
+    fn scan_devices(
+        &self,
+        devices: &Path,
+        names: &[String],
+        default_routes: &HashSet<String>,
+    ) -> Inventory {
         let mut inventory = Inventory::default();
         // A VF sorts after its PF (its routing id is the PF's plus an
         // offset), so the VFs already read need no second look.
         let mut seen_vfs = HashSet::new();
-        for name in list_dir(&devices)? {
-            if seen_vfs.contains(&name) {
+        for name in names {
+            if seen_vfs.contains(name) {
                 continue;
             }
-            let path = devices.join(&name);
-            let pf = parse(&path, &name, "a PCI address")
+            let path = devices.join(name);
+            let pf = parse(&path, name, "a PCI address")
                 .and_then(|address| self.read_pf(address, default_routes, &mut inventory.problems));
             match pf {
                 Ok(Some(pf)) => {
@@ -150,7 +180,7 @@ impl Sysfs {
                 Err(e) => inventory.problems.push(e),
             }
         }
-        Ok(inventory)
+        inventory
     }
 
     /// One VF, found from its own directory through `physfn`. This reads only
