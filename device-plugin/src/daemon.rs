@@ -138,8 +138,9 @@ pub async fn run(options: Options) -> Result<(), String> {
                 // Events come in bursts (creating VFs makes one per
                 // netdev): take them all, then look at the tree once.
                 while links.try_recv().is_ok() {}
-                if !daemon.pins.is_empty() {
+                if !daemon.pins.is_empty() && daemon.pod_resources_socket.exists() {
                     // A pod that let a device go may have moved it back.
+                    // (Without kubelet's answer, pins stay: nothing to ask.)
                     daemon.update_pins().await;
                 }
                 daemon.refresh().await;

@@ -182,7 +182,8 @@ impl Served {
                 )
                 .map(|server| self.registry = Some(server))
             }
-            Registration::PluginWatcher(_) => Ok(()),
+            // Kubelet finds the socket again by itself after a restart.
+            Registration::PluginWatcher(_) => return,
         };
         match outcome {
             Ok(()) => eprintln!("registered {} ({})", self.resource, self.socket.display()),
