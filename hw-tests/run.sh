@@ -7,6 +7,8 @@
 #   run.sh --demo    runs guest/demo.sh instead (the README's main job): two
 #                    pods get a VF each through the device plugin and the CNI,
 #                    and ping each other.
+#   LAB_ONLY="03-* 12-*" run.sh
+#                    runs only the scenarios whose names match those globs.
 #   LAB_PFS="0000:3b:00.0 ..." run.sh --hardware
 #                    runs the scenarios on this host's real SR-IOV NICs
 #                    instead, on those PFs only (see hardware.sh).
@@ -59,7 +61,7 @@ timeout "${LAB_TIMEOUT:-600}" qemu-system-x86_64 \
     -device intel-iommu,intremap=on,caching-mode=on \
     "${nics[@]}" \
     -kernel "$kernel"/boot/vmlinuz-* -initrd "$work/initramfs.gz" \
-    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init lab.mode=$mode" ||
+    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init lab.mode=$mode lab.only=${LAB_ONLY// /,}" ||
     status=$?
 
 if [ "$mode" = bench ]; then

@@ -2,12 +2,18 @@
 # lib.sh, and prints PASS, FAIL (with its log) or SKIP per scenario, then a
 # summary; exits non-zero if any failed. On real hardware (LAB_HARDWARE=1),
 # scenarios marked "# lab: emulated NIC only" are skipped: they check
-# what only the emulated 82576 does.
+# what only the emulated 82576 does. LAB_ONLY (globs, space-separated)
+# keeps only the scenarios whose names match.
 lab=${LAB_DIR:-/lab}
 logs=$(mktemp -d)
 passed=0 failed=0 skipped=0
 for scenario in "$lab"/scenarios/*.sh; do
     name=$(basename "$scenario" .sh)
+    if [ -n "${LAB_ONLY:-}" ]; then
+        keep=0
+        for glob in $LAB_ONLY; do case $name in $glob) keep=1 ;; esac; done
+        [ "$keep" = 1 ] || continue
+    fi
     if [ "${LAB_HARDWARE:-0}" = 1 ] && grep -q '^# lab: emulated NIC only' "$scenario"; then
         skipped=$((skipped + 1)); echo "lab: SKIP $name (emulated NIC only)"
     elif (. "$lab/lib.sh" && . "$scenario") >"$logs/$name.log" 2>&1; then

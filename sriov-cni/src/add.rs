@@ -2,25 +2,39 @@
 //! Any failure after the record is written undoes everything.
 
 use serde_json::Value;
-use sriovnet::{default_route_interfaces, Netlink, Netns, VirtualFunction};
+use sriovnet::{Netns, VfSetting, VirtualFunction};
 
 use crate::config::NetConf;
-use crate::env::Env;
-use crate::host::Host;
-use crate::log::Log;
-use crate::release::release;
+use crate::context::Ctx;
+use crate::release::{release, show_mac, Lease};
 use crate::result::{CniResult, Interface};
 use crate::state::{NetdevState, PfSide, Record, Store};
 use crate::{ipam, netdev, vf_config};
 use crate::{Error, Result};
 
-pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> Result<Value> {
+pub fn add(ctx: &mut Ctx) -> Result<Value> {
+    let (env, conf) = (ctx.env, ctx.conf);
     env.require_attachment(true)?;
     let device = conf.require_device()?;
-    let store = Store::new(&host.state_dir);
+    // The security boundary, before anything is locked or written: only an
+    // SR-IOV VF of this host, never the host's own uplink.
+    let vf = ctx.virtual_function(device)?;
+    ctx.refuse_uplink(&vf)?;
+    if vf.netdev.is_none() && !vf.is_userspace() {
+        return Err(Error::Refused(format!(
+            "VF {device} has no netdev and no userspace driver (driver {})",
+            vf.driver.as_deref().unwrap_or("none")
+        )));
+    }
+    if conf.reset_on_release && !ctx.host.sysfs.pci_device(device).join("reset").exists() {
+        return Err(Error::Refused(format!(
+            "resetOnRelease: VF {device} has no function reset (no reset file in sysfs)"
+        )));
+    }
+    let store = Store::new(&ctx.host.state_dir);
     let _lock = store.lock(device)?;
     if let Some(existing) = store.load(&device.to_string())? {
-        if existing.container_id == env.container_id && existing.ifname == env.ifname {
+        if existing.is_for(&env.container_id, &env.ifname) {
             return Err(Error::Config(format!(
                 "{device} is already attached to container {} as {}",
                 existing.container_id, existing.ifname
@@ -32,29 +46,14 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
                 existing.container_id, existing.netns
             )));
         }
-        log.warning(&format!(
+        ctx.log.warning(&format!(
             "{device} was left by sandbox {} whose namespace is gone; restoring it first",
             existing.container_id
         ));
-        release(host, &store, &existing, "", log)?;
+        release(ctx, &store, &existing, "", Lease::Release)?;
     }
-    // The security boundary: only an SR-IOV VF of this host, never the
-    // host's own uplink.
-    let vf = host.sysfs.virtual_function(device)?;
-    if let Some(name) = &vf.netdev {
-        if default_route_interfaces(&host.proc_net)?.contains(name) {
-            return Err(Error::Refused(format!(
-                "{device} ({name}) carries the host's default route; it is not given to pods"
-            )));
-        }
-    }
-    if vf.netdev.is_none() && !vf.is_userspace() {
-        return Err(Error::Refused(format!(
-            "VF {device} has no netdev and no userspace driver (driver {})",
-            vf.driver.as_deref().unwrap_or("none")
-        )));
-    }
-    let pf = host
+    let pf = ctx
+        .host
         .sysfs
         .netdev_names(vf.pf)?
         .into_iter()
@@ -67,10 +66,10 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
         })?;
 
     let pod = Netns::open(&env.netns).map_err(|e| Error::UnknownContainer(e.to_string()))?;
-    log.debug("device checked and locked");
+    ctx.log.debug("device checked and locked");
 
-    let mut netlink = Netlink::open()?;
-    let original = netlink
+    let original = ctx
+        .netlink
         .vf_states(&pf)?
         .into_iter()
         .find(|s| s.index == vf.index);
@@ -94,10 +93,11 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
         )));
     }
     let netdev_state = match &vf.netdev {
-        Some(name) => Some(NetdevState::from(&netlink.link(name)?)),
+        Some(name) => Some(NetdevState::from(&ctx.netlink.link(name)?)),
         None => None,
     };
     let record = Record {
+        network: conf.name.clone(),
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
         netns: env.netns.clone(),
@@ -109,63 +109,55 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> R
         changed: settings.iter().map(|(name, _)| name.to_string()).collect(),
         pod_mac: mac.map(|m| m.to_string()),
         netdev: netdev_state,
-        config: String::from_utf8_lossy(stdin).into_owned(),
+        ipam: conf.ipam.clone(),
+        config: String::from_utf8_lossy(ctx.stdin).into_owned(),
         cni_path: env.path.clone(),
         device_info_file: conf.device_info_file.clone(),
+        reset_on_release: conf.reset_on_release,
     };
     store.save(&record)?;
-    log.debug("original state recorded");
+    ctx.log.debug("original state recorded");
 
-    let attached = attach(
-        env,
-        conf,
-        stdin,
-        host,
-        &vf,
-        &pf,
-        &settings,
-        &pod,
-        &mut netlink,
-        log,
-    );
-    attached.map_err(|e| {
-        log.error(&format!("ADD failed, rolling back: {e}"));
-        if let Err(undo) = release(host, &store, &record, &env.args_text, log) {
-            log.error(&format!(
-                "rollback incomplete, the record stays for DEL: {undo}"
-            ));
+    let mut lease = Lease::NeverTaken;
+    attach(ctx, &vf, &pf, &settings, &pod, &mut lease).map_err(|e| {
+        ctx.log.error(&format!("ADD failed, rolling back: {e}"));
+        let args = ctx.env.args_text.clone();
+        if let Err(undo) = release(ctx, &store, &record, &args, lease) {
+            ctx.log.error(&format!("rollback incomplete: {undo}"));
         }
         e
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Everything after the record: PF side, the move, IPAM. `lease` says
+/// whether IPAM's ADD was started, so a rollback knows whether to release.
 fn attach(
-    env: &Env,
-    conf: &NetConf,
-    stdin: &[u8],
-    host: &Host,
+    ctx: &mut Ctx,
     vf: &VirtualFunction,
     pf: &str,
-    settings: &[(&str, sriovnet::VfSetting)],
+    settings: &[(&str, VfSetting)],
     pod: &Netns,
-    netlink: &mut Netlink,
-    log: &Log,
+    lease: &mut Lease,
 ) -> Result<Value> {
+    let (env, conf, log) = (ctx.env, ctx.conf, ctx.log);
     // IPAM runs in its own process while the VF is configured and moved.
     let call = conf
         .ipam
         .as_deref()
-        .map(|plugin| ipam::Call::for_env(plugin, "ADD", env, stdin));
+        .map(|plugin| ipam::Call::for_env(plugin, "ADD", env, ctx.stdin));
     let ipam = call.as_ref().map(ipam::start).transpose()?;
+    if ipam.is_some() {
+        *lease = Lease::Release;
+    }
 
-    let driver = host
+    let driver = ctx
+        .host
         .sysfs
         .driver(vf.pf)?
         .unwrap_or_else(|| "unknown".into());
     for (name, setting) in settings {
-        log.debug(&format!("{pf} vf {}: {name} {setting:?}", vf.index));
-        vf_config::apply(netlink, pf, vf.index, *setting, &driver)?;
+        log.debug(&format!("{pf} vf {}: {name} {setting}", vf.index));
+        vf_config::apply(&mut ctx.netlink, pf, vf.index, *setting, &driver)?;
     }
     log.debug("PF-side settings applied");
 
@@ -184,13 +176,26 @@ fn attach(
         write_device_info(conf, vf)?;
         return Ok(result.to_json(&conf.cni_version));
     };
-    let (mut in_pod, link) = netdev::move_to_pod(netlink, name, pod, &env.ifname, log)?;
-    // A VF whose MAC its PF just set takes it when it comes up (igbvf
-    // does); setting it on the netdev as well would cost a round trip to
-    // the PF. Other VFs get it on the netdev, before or, if the PF set it
-    // and the VF did not follow, after coming up.
+    let mut link = ctx.netlink.link(name)?;
+    if link.up {
+        ctx.netlink.set_link_down(&link)?;
+        link = ctx.netlink.link(name)?;
+    }
+    // A VF whose MAC its PF just set takes it when it is closed (igbvf
+    // does), and may not set it itself unless trusted: let it take it now,
+    // while it is down in the host, rather than be refused in the pod.
     let pf_set_mac = settings.iter().any(|(name, _)| *name == "mac");
-    if let Some(mac) = mac.filter(|m| !pf_set_mac && link.mac != Some(*m)) {
+    if let Some(mac) = mac.filter(|m| pf_set_mac && link.mac != Some(*m)) {
+        link = netdev::cycle(&mut ctx.netlink, &link)?;
+        log.debug(&format!(
+            "netdev cycled for the PF's MAC {mac}: it has {}",
+            show_mac(link.mac)
+        ));
+    }
+    let (mut in_pod, link) = netdev::move_to_pod(&mut ctx.netlink, &link, pod, &env.ifname, log)?;
+    // Other VFs get the MAC on the netdev, before coming up or, if they
+    // do not keep it, after.
+    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
         in_pod.set_link_mac(&link, mac)?;
     }
     if let Some(mtu) = conf.mtu {
@@ -206,7 +211,7 @@ fn attach(
             return Err(Error::Host(format!(
                 "{} has MAC {} after setting {mac}",
                 env.ifname,
-                link.mac.map(|m| m.to_string()).unwrap_or_default()
+                show_mac(link.mac)
             )));
         }
     }

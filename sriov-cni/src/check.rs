@@ -2,9 +2,9 @@
 
 use sriovnet::{Netlink, Netns, Route};
 
-use crate::config::NetConf;
-use crate::env::Env;
-use crate::host::Host;
+use crate::context::Ctx;
+use crate::netdev;
+use crate::release::show_mac;
 use crate::result::CniResult;
 use crate::state::Store;
 use crate::vf_config;
@@ -14,19 +14,21 @@ fn mismatch(text: String) -> Error {
     Error::Mismatch(text)
 }
 
-pub fn check(env: &Env, conf: &NetConf, host: &Host) -> Result<()> {
+pub fn check(ctx: &mut Ctx) -> Result<()> {
+    let (env, conf) = (ctx.env, ctx.conf);
     env.require_attachment(true)?;
     let device = conf.require_device()?;
+    ctx.virtual_function(device)?;
     let prev = conf
         .prev_result
         .as_ref()
         .ok_or_else(|| Error::Config("CHECK needs prevResult".into()))?;
     let prev = CniResult::parse(prev)?;
-    let store = Store::new(&host.state_dir);
+    let store = Store::new(&ctx.host.state_dir);
     let _lock = store.lock(device)?;
     let record = store
         .load(&device.to_string())?
-        .filter(|r| r.container_id == env.container_id && r.ifname == env.ifname)
+        .filter(|r| r.is_for(&env.container_id, &env.ifname))
         .ok_or_else(|| {
             mismatch(format!(
                 "no attachment of {device} to {} as {}",
@@ -63,13 +65,20 @@ pub fn check(env: &Env, conf: &NetConf, host: &Host) -> Result<()> {
             return Err(mismatch(format!(
                 "{} has MAC {}, the result says {mac}",
                 env.ifname,
-                link.mac.map(|m| m.to_string()).unwrap_or_default()
+                show_mac(link.mac)
             )));
         }
         if let Some(mtu) = conf.mtu.filter(|m| *m != link.mtu) {
             return Err(mismatch(format!(
                 "{} has MTU {}, the config says {mtu}",
                 env.ifname, link.mtu
+            )));
+        }
+        let additions = netdev::pod_additions(&in_pod.links()?, &link, record.netdev.as_ref());
+        if !additions.is_empty() {
+            return Err(mismatch(format!(
+                "{}; DEL will undo it",
+                additions.join(", ")
             )));
         }
         let addresses = in_pod.addresses(&link)?;
@@ -101,12 +110,11 @@ pub fn check(env: &Env, conf: &NetConf, host: &Host) -> Result<()> {
 
     if let Some(pf_side) = &record.pf_side {
         let original = pf_side.to_state(record.vf_index)?;
-        let current = Netlink::open()?.vf_state(&record.pf, record.vf_index)?;
-        for (name, setting) in vf_config::requested(conf, conf.effective_mac(&env.args), &original)
-        {
+        let current = ctx.netlink.vf_state(&record.pf, record.vf_index)?;
+        for (_, setting) in vf_config::requested(conf, conf.effective_mac(&env.args), &original) {
             if !vf_config::holds(&current, &setting) {
                 return Err(mismatch(format!(
-                    "{} vf {}: {name} is not {setting:?} (the PF reports {current:?})",
+                    "{} vf {}: the config asks for {setting}, the PF reports {current}",
                     record.pf, record.vf_index
                 )));
             }

@@ -2,7 +2,9 @@
 //!
 //! Keys match case-insensitively, as Go's JSON decoder matches them, so a
 //! NetworkAttachmentDefinition written for the Go plugin reads the same.
-//! Each field is checked on its own and an error names it with its value.
+//! When two keys differ only in case, the last one in the document wins, as
+//! in Go. Each field is checked on its own and an error names it with its
+//! value.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct NetConf {
     pub cni_version: String,
+    /// The network's name: GC releases only its own network's attachments.
+    pub name: String,
     pub device_id: Option<PciAddress>,
     pub vlan: Option<u16>,
     pub vlan_qos: Option<u8>,
@@ -36,8 +40,11 @@ pub struct NetConf {
     /// `runtimeConfig.CNIDeviceInfoFile`: where to write NPWG device info.
     pub device_info_file: Option<PathBuf>,
     pub prev_result: Option<Value>,
-    /// `cni.dev/valid-attachments` (GC): (containerID, ifname) pairs.
-    pub valid_attachments: Vec<(String, String)>,
+    /// `resetOnRelease`: a PCI function reset of the VF when it is released.
+    pub reset_on_release: bool,
+    /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`):
+    /// (containerID, ifname) pairs. None when the runtime sent neither.
+    pub valid_attachments: Option<Vec<(String, String)>>,
 }
 
 /// An object's fields by lower-cased key; `null` counts as absent.
@@ -109,12 +116,36 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(bad(self.name(key), v, "is not true or false")),
+        }
+    }
+
     fn on_off(&self, key: &str) -> Result<Option<bool>> {
         self.parsed(key, "on or off", |s| match s {
             "on" => Some(true),
             "off" => Some(false),
             _ => None,
         })
+    }
+}
+
+/// `ipam.type`: a plugin's file name in CNI_PATH.
+fn ipam_type(f: &Fields) -> Result<Option<String>> {
+    let Some(ipam) = f.get("ipam") else {
+        return Ok(None);
+    };
+    let ipam = Fields::new(ipam, "ipam.")?;
+    match ipam.string("type")? {
+        Some(plugin) if plugin.is_empty() || plugin.contains('/') || plugin == ".." => Err(bad(
+            "ipam.type".into(),
+            &Value::from(plugin),
+            "is not a plugin name",
+        )),
+        plugin => Ok(plugin.map(str::to_string)),
     }
 }
 
@@ -130,6 +161,7 @@ impl NetConf {
         }
         let mut conf = NetConf {
             cni_version: f.string("cniVersion")?.unwrap_or_default().to_string(),
+            name: f.string("name")?.unwrap_or_default().to_string(),
             device_id: f.parsed("deviceID", "a PCI address (DDDD:BB:DD.F)", |s| {
                 s.parse().ok()
             })?,
@@ -154,19 +186,10 @@ impl NetConf {
                 .unwrap_or_default(),
             log_file: f.string("logFile")?.map(PathBuf::from),
             prev_result: f.get("prevResult").cloned(),
+            reset_on_release: f.boolean("resetOnRelease")?.unwrap_or(false),
+            ipam: ipam_type(&f)?,
             ..NetConf::default()
         };
-        if let Some(ipam) = f.get("ipam") {
-            let ipam = Fields::new(ipam, "ipam.")?;
-            conf.ipam = ipam.string("type")?.map(str::to_string);
-            if let Some(plugin) = &conf.ipam {
-                if plugin.is_empty() || plugin.contains('/') {
-                    return Err(Error::Config(format!(
-                        "ipam.type: {plugin:?} is not a plugin name"
-                    )));
-                }
-            }
-        }
         if let Some(runtime) = f.get("runtimeConfig") {
             let runtime = Fields::new(runtime, "runtimeConfig.")?;
             conf.runtime_mac = runtime.parsed("mac", "a MAC address", |s| s.parse().ok())?;
@@ -190,26 +213,52 @@ impl NetConf {
                 }
             }
         }
-        if let Some(list) = f.get("cni.dev/valid-attachments") {
+        // libcni sends both names; older runtimes only the first.
+        for key in ["cni.dev/attachments", "cni.dev/valid-attachments"] {
+            let Some(list) = f.get(key) else { continue };
             let list = list
                 .as_array()
-                .ok_or_else(|| bad("cni.dev/valid-attachments".into(), list, "is not a list"))?;
+                .ok_or_else(|| bad(key.into(), list, "is not a list"))?;
+            let valid = conf.valid_attachments.get_or_insert_with(Vec::new);
             for entry in list {
                 let e = Fields::new(entry, "cni.dev/valid-attachments[].")?;
                 let (Some(id), Some(ifname)) = (e.string("containerID")?, e.string("ifname")?)
                 else {
-                    return Err(bad(
-                        "cni.dev/valid-attachments".into(),
-                        entry,
-                        "lacks containerID or ifname",
-                    ));
+                    return Err(bad(key.into(), entry, "lacks containerID or ifname"));
                 };
-                conf.valid_attachments
-                    .push((id.to_string(), ifname.to_string()));
+                valid.push((id.to_string(), ifname.to_string()));
             }
         }
         conf.check_combinations()?;
         Ok(conf)
+    }
+
+    /// What DEL needs of a config that no longer validates (an edited
+    /// NetworkAttachmentDefinition must not block a pod's teardown): the
+    /// version, the name, the device, IPAM and logging. Invalid fields among
+    /// those are left out; only input that is not a JSON object fails.
+    pub fn parse_for_del(stdin: &[u8]) -> Result<Self> {
+        let value: Value = serde_json::from_slice(stdin)
+            .map_err(|e| Error::Decode(format!("network config is not valid JSON: {e}")))?;
+        let f = Fields::new(&value, "")?;
+        Ok(NetConf {
+            cni_version: f
+                .string("cniVersion")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .into(),
+            name: f.string("name").ok().flatten().unwrap_or_default().into(),
+            device_id: f.parsed("deviceID", "", |s| s.parse().ok()).ok().flatten(),
+            ipam: ipam_type(&f).ok().flatten(),
+            log_level: f
+                .parsed("logLevel", "", |s| s.parse().ok())
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            log_file: f.string("logFile").ok().flatten().map(PathBuf::from),
+            ..NetConf::default()
+        })
     }
 
     /// Rules between fields, as upstream enforces them.

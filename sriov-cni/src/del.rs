@@ -1,56 +1,104 @@
-//! DEL: idempotent, and never failing because something is already gone.
+//! DEL: idempotent, never failing because something is already gone, and
+//! never reporting success while the VF is not home.
 
-use sriovnet::{Netlink, Netns};
+use sriovnet::{Netlink, Netns, PciAddress};
 
-use crate::config::NetConf;
-use crate::env::Env;
-use crate::host::Host;
-use crate::log::Log;
-use crate::release::release;
+use crate::context::Ctx;
+use crate::ipam;
+use crate::netdev;
+use crate::release::{release, Lease};
 use crate::state::Store;
 use crate::Result;
-use crate::{ipam, netdev};
 
-pub fn del(env: &Env, conf: &NetConf, stdin: &[u8], host: &Host, log: &Log) -> Result<()> {
-    env.require_attachment(false)?;
-    let store = Store::new(&host.state_dir);
-    let ours =
-        |r: &crate::state::Record| r.container_id == env.container_id && r.ifname == env.ifname;
-    let (record, _lock) = match conf.device_id {
-        Some(device) => {
-            let lock = store.lock(device)?;
-            // A record of another container means the VF has moved on to a
-            // new pod: it is not ours to touch.
-            (store.load(&device.to_string())?.filter(ours), Some(lock))
-        }
-        None => (store.all()?.into_iter().find(ours), None),
+pub fn del(ctx: &mut Ctx) -> Result<()> {
+    ctx.env.require_attachment(false)?;
+    let store = Store::new(&ctx.host.state_dir);
+    let (cid, ifname) = (ctx.env.container_id.clone(), ctx.env.ifname.clone());
+    let Some(device) = ctx.conf.device_id else {
+        // No device named: this attachment's record, wherever it is.
+        return match store.all()?.into_iter().find(|r| r.is_for(&cid, &ifname)) {
+            Some(record) => {
+                let _lock = store.lock_existing(record.device_id.parse()?)?;
+                match store.load(&record.device_id)? {
+                    Some(record) if record.is_for(&cid, &ifname) => {
+                        let args = ctx.env.args_text.clone();
+                        release(ctx, &store, &record, &args, Lease::Release)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            None => release_ipam(ctx),
+        };
     };
-    match record {
-        Some(record) => release(host, &store, &record, &env.args_text, log),
-        None => {
-            // No record (the node rebooted, or ADD never got that far): bring
-            // the VF out of the pod if it is there, and release IPAM.
-            if let (Some(device), Ok(pod)) = (conf.device_id, Netns::open(&env.netns)) {
-                let mut in_pod = Netlink::open_in(&pod)?;
-                if let Some(link) = netdev::find(&mut in_pod, device, &[env.ifname.as_str()], &[])?
-                    .filter(|l| l.parent_device.as_deref() == Some(device.to_string().as_str()))
-                {
-                    log.info(&format!(
-                        "no record of {device}; moving it back to the host"
-                    ));
-                    in_pod.set_link_down(&link)?;
-                    // Its host name is unknown: it comes back under its
-                    // transit name, which no other link has.
-                    let name = netdev::transit_name(device);
-                    in_pod.move_link_to_netns(&link, &Netns::current()?, &name)?;
-                }
-            }
-            match &conf.ipam {
-                Some(plugin) => {
-                    ipam::run(&ipam::Call::for_env(plugin, "DEL", env, stdin)).map(drop)
-                }
-                None => Ok(()),
-            }
+    let exists = ctx.host.sysfs.pci_device(device).exists();
+    // The security boundary comes before any lock or state is touched.
+    let vf = if exists {
+        Some(ctx.virtual_function(device)?)
+    } else {
+        None
+    };
+    let _lock = match &vf {
+        Some(_) => Some(store.lock(device)?),
+        None => store.lock_existing(device)?,
+    };
+    match store.load(&device.to_string())? {
+        Some(record) if record.is_for(&cid, &ifname) => {
+            let args = ctx.env.args_text.clone();
+            release(ctx, &store, &record, &args, Lease::Release)
         }
+        Some(other) => {
+            // The VF belongs to another attachment (a newer pod, or this
+            // pod under another name): not ours to touch.
+            ctx.log.info(&format!(
+                "{device} is attached to container {} as {}; this DEL releases only IPAM",
+                other.container_id, other.ifname
+            ));
+            release_ipam(ctx)
+        }
+        None => {
+            if let Some(vf) = vf {
+                ctx.refuse_uplink(&vf)?;
+                take_back_unrecorded(ctx, device)?;
+            }
+            release_ipam(ctx)
+        }
+    }
+}
+
+/// No record (the node rebooted, or ADD never got that far): if the VF is
+/// in the pod, bring it out, stripped of what the pod stacked on it, under
+/// its transit name, since its host name is unknown. Only a link whose
+/// parent device is the VF is taken, and never from the host's own
+/// namespace.
+fn take_back_unrecorded(ctx: &mut Ctx, device: PciAddress) -> Result<()> {
+    let Some(pod) = Netns::open(&ctx.env.netns)
+        .ok()
+        .filter(|pod| !pod.is_current())
+    else {
+        return Ok(());
+    };
+    let mut in_pod = Netlink::open_in(&pod)?;
+    let pci = device.to_string();
+    let Some(link) = in_pod
+        .links()?
+        .into_iter()
+        .find(|l| l.parent_device.as_deref() == Some(pci.as_str()))
+    else {
+        return Ok(());
+    };
+    ctx.log.info(&format!(
+        "no record of {device}; moving it back to the host"
+    ));
+    let link = netdev::strip_in_pod(&mut in_pod, &link, ctx.log)?;
+    in_pod.move_link_to_netns(&link, &Netns::current()?, &netdev::transit_name(device))?;
+    Ok(())
+}
+
+fn release_ipam(ctx: &Ctx) -> Result<()> {
+    match &ctx.conf.ipam {
+        Some(plugin) => {
+            ipam::run(&ipam::Call::for_env(plugin, "DEL", ctx.env, ctx.stdin)).map(drop)
+        }
+        None => Ok(()),
     }
 }

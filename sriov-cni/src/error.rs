@@ -36,6 +36,10 @@ pub enum Error {
     /// CHECK found the attachment different from what ADD made.
     #[error("{0}")]
     Mismatch(String),
+    /// More than one step failed (a teardown goes on after a failure); the
+    /// code is the first failure's.
+    #[error("{message}")]
+    Several { code: u32, message: String },
 }
 
 impl Error {
@@ -55,6 +59,26 @@ impl Error {
             Error::Ipam(_) => 102,
             Error::Host(_) => 103,
             Error::Mismatch(_) => 104,
+            Error::Several { code, .. } => *code,
+        }
+    }
+
+    /// All of `failures` as one error, or None if there were none.
+    pub fn all(mut failures: Vec<Error>) -> Option<Error> {
+        match failures.len() {
+            0 => None,
+            1 => failures.pop(),
+            n => Some(Error::Several {
+                code: failures[0].code(),
+                message: format!(
+                    "{n} steps failed: {}",
+                    failures
+                        .iter()
+                        .map(Error::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            }),
         }
     }
 }

@@ -1,39 +1,45 @@
-//! GC: release every recorded attachment the runtime no longer knows.
+//! GC: release this network's recorded attachments that the runtime no
+//! longer knows.
 
-use crate::config::NetConf;
-use crate::host::Host;
-use crate::log::Log;
-use crate::release::release;
+use crate::context::Ctx;
+use crate::release::{release, Lease};
 use crate::state::Store;
-use crate::Result;
+use crate::{Error, Result};
 
-pub fn gc(conf: &NetConf, host: &Host, log: &Log) -> Result<()> {
-    let store = Store::new(&host.state_dir);
-    let mut first_failure = None;
+pub fn gc(ctx: &mut Ctx) -> Result<()> {
+    // Without the list, the runtime said nothing of what is valid: an
+    // empty answer is not "nothing is".
+    let Some(valid) = ctx.conf.valid_attachments.clone() else {
+        ctx.log
+            .info("GC without cni.dev/valid-attachments: nothing is released");
+        return Ok(());
+    };
+    let store = Store::new(&ctx.host.state_dir);
+    let network = ctx.conf.name.clone();
+    let mut failures = Vec::new();
     for record in store.all()? {
-        let valid = conf
-            .valid_attachments
-            .iter()
-            .any(|(id, ifname)| *id == record.container_id && *ifname == record.ifname);
-        if valid {
+        let listed = valid.iter().any(|(id, ifname)| record.is_for(id, ifname));
+        if listed || record.network_name() != network {
             continue;
         }
         let Ok(device) = record.device_id.parse() else {
             continue;
         };
-        let _lock = store.lock(device)?;
+        let _lock = store.lock_existing(device)?;
         // Another call may have released it while we waited.
         let Some(record) = store.load(&record.device_id)? else {
             continue;
         };
-        log.info(&format!(
-            "GC: releasing {} of container {}",
-            record.device_id, record.container_id
+        if valid.iter().any(|(id, ifname)| record.is_for(id, ifname)) {
+            continue;
+        }
+        ctx.log.info(&format!(
+            "GC: releasing {} of container {} ({}) in network {network}",
+            record.device_id, record.container_id, record.ifname
         ));
-        if let Err(e) = release(host, &store, &record, "", log) {
-            log.error(&format!("GC: {}: {e}", record.device_id));
-            first_failure.get_or_insert(e);
+        if let Err(e) = release(ctx, &store, &record, "", Lease::Release) {
+            failures.push(e);
         }
     }
-    first_failure.map_or(Ok(()), Err)
+    Error::all(failures).map_or(Ok(()), Err)
 }

@@ -5,6 +5,7 @@
 mod add;
 mod check;
 mod config;
+mod context;
 mod del;
 mod env;
 mod error;
@@ -26,49 +27,67 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 
 use config::NetConf;
+use context::Ctx;
 use env::Env;
 use error::{Error, Result};
 use host::Host;
 use log::Log;
 
+/// The version an error is reported in: the one the caller asked for if
+/// this plugin speaks it, else the latest.
+fn reply_version(stdin: &[u8]) -> String {
+    serde_json::from_slice::<Value>(stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_string))
+        .filter(|v| version::SUPPORTED.contains(&v.as_str()))
+        .unwrap_or_else(|| version::LATEST.to_string())
+}
+
 /// The result to print, if the command has one.
-fn run(stdin: &[u8]) -> (String, Result<Option<Value>>) {
-    let env = match Env::from_process() {
-        Ok(env) => env,
-        Err(e) => return (version::LATEST.into(), Err(e)),
-    };
-    if env.command == "VERSION" {
-        return (version::LATEST.into(), Ok(Some(version_answer(stdin))));
+fn run(stdin: &[u8]) -> Result<Option<Value>> {
+    let env = Env::from_process()?;
+    match env.command.as_str() {
+        "VERSION" => return Ok(Some(version_answer(stdin))),
+        "" => return Err(Error::Environment("CNI_COMMAND is not set".into())),
+        "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" => {}
+        other => {
+            return Err(Error::Environment(format!(
+                "CNI_COMMAND {other:?} is not a CNI command"
+            )))
+        }
     }
-    let conf = match NetConf::parse(stdin) {
-        Ok(conf) => conf,
-        Err(e) => return (version::LATEST.into(), Err(e)),
+    // DEL must not be blocked by a config that no longer validates (an
+    // edited NetworkAttachmentDefinition): it reads what it needs leniently.
+    let (conf, invalid) = match NetConf::parse(stdin) {
+        Ok(conf) => (conf, None),
+        Err(e) if env.command == "DEL" => (NetConf::parse_for_del(stdin)?, Some(e)),
+        Err(e) => return Err(e),
     };
-    let cni_version = conf.cni_version.clone();
-    if let Err(e) = version::check(&conf.cni_version, &env.command) {
-        return (version::LATEST.into(), Err(e));
-    }
+    version::check(&conf.cni_version, &env.command)?;
     let log = Log::new(
         conf.log_level,
         conf.log_file.as_deref(),
         format!("{} {} {}", env.command, env.container_id, env.ifname),
     );
+    if let Some(e) = invalid {
+        log.warning(&format!(
+            "the config does not validate ({e}); DEL goes on with what it needs"
+        ));
+    }
     let host = Host::new();
     let outcome = match env.command.as_str() {
-        "ADD" => add::add(&env, &conf, stdin, &host, &log).map(Some),
-        "DEL" => del::del(&env, &conf, stdin, &host, &log).map(|()| None),
-        "CHECK" => check::check(&env, &conf, &host).map(|()| None),
-        "GC" => gc::gc(&conf, &host, &log).map(|()| None),
         "STATUS" => status::status(&env, &conf, &host).map(|()| None),
-        "" => Err(Error::Environment("CNI_COMMAND is not set".into())),
-        other => Err(Error::Environment(format!(
-            "CNI_COMMAND {other:?} is not a CNI command"
-        ))),
+        command => Ctx::new(&env, &conf, stdin, &host, &log).and_then(|mut ctx| match command {
+            "ADD" => add::add(&mut ctx).map(Some),
+            "DEL" => del::del(&mut ctx).map(|()| None),
+            "CHECK" => check::check(&mut ctx).map(|()| None),
+            _ => gc::gc(&mut ctx).map(|()| None),
+        }),
     };
     if let Err(e) = &outcome {
         log.error(&e.to_string());
     }
-    (cni_version, outcome)
+    outcome
 }
 
 /// VERSION answers in the version the caller asked for, if given.
@@ -84,12 +103,9 @@ fn version_answer(stdin: &[u8]) -> Value {
 fn main() -> ExitCode {
     let mut stdin = Vec::new();
     let read = std::io::stdin().read_to_end(&mut stdin);
-    let (cni_version, outcome) = match read {
+    let outcome = match read {
         Ok(_) => run(&stdin),
-        Err(e) => (
-            version::LATEST.into(),
-            Err(Error::Io(format!("read stdin: {e}"))),
-        ),
+        Err(e) => Err(Error::Io(format!("read stdin: {e}"))),
     };
     match outcome {
         Ok(Some(value)) => {
@@ -98,11 +114,7 @@ fn main() -> ExitCode {
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            let version = if cni_version.is_empty() {
-                version::LATEST.to_string()
-            } else {
-                cni_version
-            };
+            let version = reply_version(&stdin);
             println!(
                 "{}",
                 json!({ "cniVersion": version, "code": e.code(), "msg": e.to_string(), "details": "" })

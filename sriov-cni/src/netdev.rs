@@ -1,14 +1,14 @@
-//! Moving a kernel VF netdev into a pod's namespace and bringing it home.
+//! Moving a kernel VF netdev into a pod's namespace and bringing it home,
+//! with nothing of the pod left on it.
 
-use sriovnet::{Errno, Link, MacAddress, Netlink, Netns, PciAddress};
+use sriovnet::{Errno, Link, MacAddress, Netlink, Netns, PciAddress, VirtualFunction};
 
-use crate::host::Host;
 use crate::log::Log;
-use crate::state::NetdevState;
+use crate::state::{NetdevState, Record};
 use crate::{Error, Result};
 
 /// A name no other link has, for a VF whose host name is unknown (DEL
-/// without a record).
+/// without a record) or taken.
 pub fn transit_name(device: PciAddress) -> String {
     format!(
         "vf{:04x}{:02x}{:02x}{:x}",
@@ -21,20 +21,19 @@ pub fn transit_name(device: PciAddress) -> String {
 /// the pod and the link there.
 pub fn move_to_pod(
     host: &mut Netlink,
-    name: &str,
+    link: &Link,
     pod: &Netns,
     ifname: &str,
     log: &Log,
 ) -> Result<(Netlink, Link)> {
-    let link = host.link(name)?;
     if link.up {
         // igbvf refuses a rename while up.
-        host.set_link_down(&link)?;
+        host.set_link_down(link)?;
     }
     for altname in &link.altnames {
-        host.delete_altname(&link, altname)?;
+        host.delete_altname(link, altname)?;
     }
-    host.move_link_to_netns(&link, pod, ifname)
+    host.move_link_to_netns(link, pod, ifname)
         .map_err(|e| match e.errno() {
             Some(Errno::EEXIST) => {
                 Error::Host(format!("{e} (the pod already has an interface {ifname})"))
@@ -45,6 +44,14 @@ pub fn move_to_pod(
     let mut in_pod = Netlink::open_in(pod)?;
     let link = in_pod.link(ifname)?;
     Ok((in_pod, link))
+}
+
+/// Opens and closes a netdev once. igbvf takes the MAC its PF assigned, and
+/// registers its own with the PF, only when it is closed.
+pub fn cycle(netlink: &mut Netlink, link: &Link) -> Result<Link> {
+    netlink.set_link_up(link)?;
+    netlink.set_link_down(link)?;
+    Ok(netlink.link(&link.name)?)
 }
 
 /// Finds the VF in a namespace: by its PCI address; else by its transit
@@ -72,80 +79,173 @@ pub fn find(
     Ok(by_parent.or(by_transit).or(by_name).cloned())
 }
 
-/// Brings the VF netdev back to the host namespace, down, and returns it
-/// (None if the VF has no netdev any more). It may be in the pod, or already
-/// back in the host
-/// under a kernel-given name when the pod's namespace was deleted first.
-pub fn bring_to_host(
-    host: &Host,
-    device: PciAddress,
-    pod_ifname: &str,
-    netns: &str,
+/// The links stacked on `vf` in its namespace (macvlan, ipvlan, VLAN, and
+/// what is stacked on those in turn), lowest first.
+pub fn uppers(links: &[Link], vf: &Link) -> Vec<Link> {
+    let mut found: Vec<Link> = Vec::new();
+    let mut lowers = vec![vf.index];
+    while let Some(lower) = lowers.pop() {
+        for link in links {
+            let stacked = link.lower == Some(lower) && link.lower_netns.is_none();
+            if stacked && link.index != vf.index && !found.iter().any(|f| f.index == link.index) {
+                lowers.push(link.index);
+                found.push(link.clone());
+            }
+        }
+    }
+    found
+}
+
+/// What the pod added to the VF that must not reach the next tenant, in
+/// words for CHECK: upper devices, a master, altnames, modes.
+pub fn pod_additions(links: &[Link], vf: &Link, original: Option<&NetdevState>) -> Vec<String> {
+    let mut found: Vec<String> = uppers(links, vf)
+        .iter()
+        .map(|u| format!("{} is stacked on {}", u.name, vf.name))
+        .collect();
+    if let Some(master) = vf.master {
+        let name = links
+            .iter()
+            .find(|l| l.index == master)
+            .map_or_else(|| master.to_string(), |l| l.name.clone());
+        found.push(format!("{} is a port of {name}", vf.name));
+    }
+    let (promisc, allmulti) = original.map_or((false, false), |o| (o.promisc, o.allmulti));
+    if vf.promisc && !promisc {
+        found.push(format!("{} is in promiscuous mode", vf.name));
+    }
+    if vf.allmulti && !allmulti {
+        found.push(format!("{} receives all multicast", vf.name));
+    }
+    found
+}
+
+/// Undoes in the pod what the pod stacked on the VF: deletes its upper
+/// devices (a macvlan left behind would stay bound to the VF after it moves,
+/// and carry the old pod's traffic onto the next pod's VLAN), takes it out
+/// of a bridge or bond, drops its altnames (a pod's altname would follow the
+/// VF home, and one equal to a host name makes the move fail) and sets it
+/// down.
+pub fn strip_in_pod(in_pod: &mut Netlink, vf: &Link, log: &Log) -> Result<Link> {
+    let links = in_pod.links()?;
+    for upper in uppers(&links, vf) {
+        log.info(&format!("deleting {}, stacked on {}", upper.name, vf.name));
+        match in_pod.delete_link(&upper) {
+            // Gone with a lower device deleted before it.
+            Err(e) if e.errno() == Some(Errno::ENODEV) => {}
+            other => other?,
+        }
+    }
+    if vf.master.is_some() {
+        in_pod.set_link_nomaster(vf)?;
+    }
+    for altname in &vf.altnames {
+        in_pod.delete_altname(vf, altname)?;
+    }
+    in_pod.set_link_down(vf)?;
+    Ok(in_pod.link(&vf.name)?)
+}
+
+/// Where release found the VF's netdev.
+pub enum Home {
+    /// In the host namespace, down.
+    Link(Link),
+    /// The VF has no netdev now (unbound, or on a userspace driver).
+    NoNetdev,
+}
+
+/// Brings the VF netdev back to the host namespace, down, stripped of what
+/// the pod added. It may be in the pod, or already in the host under a
+/// kernel-given name when the pod's namespace was deleted first. Fails,
+/// rather than report success, while the VF has a netdev that is in neither
+/// (a pod moved it on to a third namespace): the record stays for the next
+/// DEL.
+pub fn bring_home(
+    netlink: &mut Netlink,
+    vf: &VirtualFunction,
+    record: &Record,
     original: &NetdevState,
-    pod_mac: Option<MacAddress>,
+    host_netdevs: impl Fn() -> Vec<String>,
     log: &Log,
-) -> Result<Option<Link>> {
-    let mut netlink = Netlink::open()?;
+) -> Result<Home> {
+    let device = vf.address;
+    let (pod_ifname, netns) = (record.ifname.as_str(), record.netns.as_str());
+    let pod_mac: Option<MacAddress> = record.pod_mac.as_deref().and_then(|m| m.parse().ok());
     let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
     let macs: Vec<MacAddress> = pod_mac.into_iter().chain(original_mac).collect();
-    if let Ok(pod) = Netns::open(netns) {
+    if let Some(pod) = Netns::open(netns).ok().filter(|p| !p.is_current()) {
         let mut in_pod = Netlink::open_in(&pod)?;
         if let Some(link) = find(&mut in_pod, device, &[pod_ifname, &original.name], &macs)? {
-            in_pod.set_link_down(&link)?;
-            match in_pod.move_link_to_netns(&link, &Netns::current()?, &original.name) {
-                Ok(()) => {}
-                // Moved, under the pod's name: found below, and left so.
-                Err(e) if e.errno() == Some(Errno::EEXIST) => {
-                    log.warning(&format!("{e}: {} is taken in the host", original.name))
+            let link = strip_in_pod(&mut in_pod, &link, log)?;
+            let home = Netns::current()?;
+            if let Err(e) = in_pod.move_link_to_netns(&link, &home, &original.name) {
+                if e.errno() != Some(Errno::EEXIST) {
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e.into()),
+                // Its name is taken in the host: a kernel that checks before
+                // the move left it in the pod; bring it under its transit
+                // name, which nothing else has.
+                log.warning(&format!(
+                    "{}: {} is taken in the host; bringing {device} home as {}",
+                    e,
+                    original.name,
+                    transit_name(device)
+                ));
+                if let Some(link) = find(&mut in_pod, device, &[&link.name], &macs)? {
+                    in_pod.move_link_to_netns(&link, &home, &transit_name(device))?;
+                }
             }
         }
     }
     // In the host now: under its original name, the name the kernel gave
     // it when the namespace went away (sysfs knows it), the pod's name, or
-    // the transit name of an older ADD.
-    let known = host.sysfs.netdev_names(device).unwrap_or_default();
+    // the transit name.
+    let known = host_netdevs();
     let others = [
         original.name.clone(),
         pod_ifname.to_string(),
         transit_name(device),
     ];
-    let mut found = None;
     for name in known.iter().chain(&others) {
-        match netlink.link(name) {
-            Ok(link) => {
-                let ours = match link.parent_device.as_deref() {
-                    Some(parent) => parent == device.to_string(),
-                    None => known.contains(name) || link.mac.is_some_and(|m| macs.contains(&m)),
-                };
-                if ours {
-                    found = Some(link);
-                    break;
-                }
-            }
-            Err(sriovnet::Error::NoSuchLink(_)) => {}
+        let link = match netlink.link(name) {
+            Ok(link) => link,
+            Err(sriovnet::Error::NoSuchLink(_)) => continue,
             Err(e) => return Err(e.into()),
+        };
+        let ours = match link.parent_device.as_deref() {
+            Some(parent) => parent == device.to_string(),
+            None => known.contains(name) || link.mac.is_some_and(|m| macs.contains(&m)),
+        };
+        if ours {
+            if link.up {
+                netlink.set_link_down(&link)?;
+            }
+            return Ok(Home::Link(netlink.link(&link.name)?));
         }
     }
-    let Some(link) = found else {
+    if vf.netdev.is_none() && (vf.driver.is_none() || vf.is_userspace()) {
         log.warning(&format!(
-            "VF {device} has no netdev any more; nothing to bring back"
+            "VF {device} has no netdev now (driver {}); nothing to bring back",
+            vf.driver.as_deref().unwrap_or("none")
         ));
-        return Ok(None);
-    };
-    if link.up {
-        netlink.set_link_down(&link)?;
+        return Ok(Home::NoNetdev);
     }
-    Ok(Some(link))
+    Err(Error::Host(format!(
+        "VF {device} (driver {}) is neither in the pod ({netns}) as {pod_ifname} nor in the host: \
+         it was moved to another namespace; the record stays, and the next DEL brings it back",
+        vf.driver.as_deref().unwrap_or("none")
+    )))
 }
 
-/// Gives a VF netdev in the host its original name, MAC, MTU, altnames and
-/// admin state. Runs after the PF side is restored: igb refuses a VF's own
-/// MAC change while the PF still holds an administrative MAC for it.
-pub fn restore(mut link: Link, original: &NetdevState, log: &Log) -> Result<()> {
-    let mut netlink = Netlink::open()?;
-    let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
+/// Gives a VF netdev in the host its original name, MTU, altnames (and no
+/// others), modes and admin state. Its MAC is restored before, with the PF.
+pub fn restore(
+    netlink: &mut Netlink,
+    mut link: Link,
+    original: &NetdevState,
+    log: &Log,
+) -> Result<()> {
+    let mut failures = Vec::new();
     if link.name != original.name {
         match netlink.rename_link(&link, &original.name) {
             Ok(()) => link.name = original.name.clone(),
@@ -153,36 +253,46 @@ pub fn restore(mut link: Link, original: &NetdevState, log: &Log) -> Result<()> 
                 "{} is taken in the host; the VF stays {}",
                 original.name, link.name
             )),
-            Err(e) => return Err(e.into()),
+            Err(e) => failures.push(e.into()),
         }
     }
-    if let Some(mac) = original_mac.filter(|m| link.mac != Some(*m)) {
-        netlink.set_link_mac(&link, mac)?;
-    }
     if link.mtu != original.mtu {
-        netlink.set_link_mtu(&link, original.mtu)?;
+        if let Err(e) = netlink.set_link_mtu(&link, original.mtu) {
+            failures.push(e.into());
+        }
+    }
+    for altname in link
+        .altnames
+        .iter()
+        .filter(|a| !original.altnames.contains(a))
+    {
+        if let Err(e) = netlink.delete_altname(&link, altname) {
+            failures.push(e.into());
+        }
     }
     for altname in original
         .altnames
         .iter()
         .filter(|a| !link.altnames.contains(a))
     {
-        netlink.add_altname(&link, altname)?;
+        if let Err(e) = netlink.add_altname(&link, altname) {
+            failures.push(e.into());
+        }
+    }
+    if link.promisc != original.promisc {
+        if let Err(e) = netlink.set_link_promisc(&link, original.promisc) {
+            failures.push(e.into());
+        }
+    }
+    if link.allmulti != original.allmulti {
+        if let Err(e) = netlink.set_link_allmulti(&link, original.allmulti) {
+            failures.push(e.into());
+        }
     }
     if original.up {
-        netlink.set_link_up(&link)?;
+        if let Err(e) = netlink.set_link_up(&link) {
+            failures.push(e.into());
+        }
     }
-    Ok(())
-}
-
-/// Opens and closes a VF's netdev in the host namespace (see the igb MAC
-/// quirk in `release`).
-pub fn toggle_in_host(host: &Host, device: PciAddress) -> Result<()> {
-    let mut netlink = Netlink::open()?;
-    for name in host.sysfs.netdev_names(device)? {
-        let link = netlink.link(&name)?;
-        netlink.set_link_up(&link)?;
-        netlink.set_link_down(&link)?;
-    }
-    Ok(())
+    Error::all(failures).map_or(Ok(()), Err)
 }

@@ -1,27 +1,50 @@
-//! Undoing an attachment from its record: the one way back that DEL, GC and
-//! a failed ADD all take.
+//! Undoing an attachment from its record: the one way back that DEL, GC, a
+//! failed ADD and an ADD finding a dead sandbox's VF all take.
+//!
+//! Every step runs even when an earlier one failed, and every failure is
+//! logged and returned. The record is removed only when the VF is home and
+//! restored, or provably gone; otherwise it stays and the next DEL finishes
+//! the job. An IPAM failure alone does not keep it: the VF is free again,
+//! and the runtime's next DEL releases the lease through IPAM again.
 
-use sriovnet::{Errno, Netlink, PciAddress};
+use std::time::Instant;
 
-use crate::host::Host;
-use crate::log::Log;
-use crate::state::{Record, Store};
-use crate::{ipam, netdev, vf_config};
+use sriovnet::{Errno, Link, MacAddress, PciAddress, VfSetting, VirtualFunction};
+
+use crate::context::Ctx;
+use crate::netdev::{self, Home};
+use crate::state::{NetdevState, Record, Store};
+use crate::{ipam, vf_config};
 use crate::{Error, Result};
 
-/// Puts the VF back as the record says it was, releases its IPAM lease and
-/// drops the record. What is already gone (namespace, netdev, the VF
-/// itself) is skipped; a real failure keeps the record so a retry can finish.
-pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Log) -> Result<()> {
-    let device: PciAddress = record
-        .device_id
-        .parse()
-        .map_err(|_| Error::Decode(format!("state file: bad device {}", record.device_id)))?;
-    let gone = !host.sysfs.pci_device(device).exists();
-    let mut failures = Vec::new();
+/// Whether release asks the IPAM plugin to let the lease go. A rollback
+/// whose IPAM ADD never started has no lease to release.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    Release,
+    NeverTaken,
+}
+
+pub fn release(
+    ctx: &mut Ctx,
+    store: &Store,
+    record: &Record,
+    args: &str,
+    lease: Lease,
+) -> Result<()> {
+    let what = format!(
+        "{} of container {} ({})",
+        record.device_id, record.container_id, record.ifname
+    );
+    let mut device_failures = Vec::new();
+    let mut ipam_failures = Vec::new();
+
     // IPAM's DEL runs in its own process while the VF is put back.
-    let conf = crate::config::NetConf::parse(record.config.as_bytes())?;
-    let call = conf.ipam.as_deref().map(|plugin| ipam::Call {
+    let plugin = match lease {
+        Lease::Release => record.ipam_plugin(),
+        Lease::NeverTaken => None,
+    };
+    let call = plugin.as_deref().map(|plugin| ipam::Call {
         plugin,
         command: "DEL",
         container_id: &record.container_id,
@@ -31,65 +54,101 @@ pub fn release(host: &Host, store: &Store, record: &Record, args: &str, log: &Lo
         cni_path: &record.cni_path,
         config: record.config.as_bytes(),
     });
-    let ipam = call
-        .as_ref()
-        .map(ipam::start)
-        .transpose()
-        .unwrap_or_else(|e| {
-            failures.push(e);
+    let running = match call.as_ref().map(ipam::start).transpose() {
+        Ok(running) => running,
+        Err(e) => {
+            ipam_failures.push(e);
             None
-        });
-    let mut netdev_home = None;
-    if let (false, false, Some(original)) = (gone, record.userspace, &record.netdev) {
-        let pod_mac = record.pod_mac.as_deref().and_then(|m| m.parse().ok());
-        let (ifname, netns) = (&record.ifname, &record.netns);
-        match netdev::bring_to_host(host, device, ifname, netns, original, pod_mac, log) {
-            Ok(link) => netdev_home = link.map(|l| (l, original)),
-            Err(e) => failures.push(e),
         }
+    };
+
+    match record.device_id.parse::<PciAddress>() {
+        Err(_) => device_failures.push(Error::Decode(format!(
+            "state file: {:?} is not a PCI address",
+            record.device_id
+        ))),
+        Ok(device) if !ctx.host.sysfs.pci_device(device).exists() => {
+            ctx.log.info(&format!(
+                "{device} is gone from the host; nothing to restore"
+            ));
+        }
+        Ok(device) => match ctx.virtual_function(device) {
+            Ok(vf) => restore_vf(ctx, record, &vf, &mut device_failures),
+            Err(e) => device_failures.push(e),
+        },
     }
-    log.debug("netdev in the host");
-    if !gone {
-        if let Err(e) = restore_pf_side(host, device, record, log) {
-            failures.push(e);
-        }
-    }
-    log.debug("PF side restored");
-    if let Some((link, original)) = netdev_home {
-        if let Err(e) = netdev::restore(link, original, log) {
-            failures.push(e);
-        }
-        // Giving the netdev its own MAC back registers that MAC with the
-        // PF (igb then reports it as the VF's); clear it again so the PF's
-        // view is what it was. The VF registers its MAC anew when opened.
-        if let Err(e) = restore_pf_side(host, device, record, log) {
-            failures.push(e);
-        }
-    }
-    log.debug("netdev restored");
-    if let Some(Err(e)) = ipam.map(ipam::Running::finish) {
-        failures.push(e);
+
+    if let Some(Err(e)) = running.map(ipam::Running::finish) {
+        ipam_failures.push(e);
     }
     if let Some(path) = &record.device_info_file {
         let _ = std::fs::remove_file(path);
     }
-    match failures.into_iter().next() {
-        Some(e) => Err(e),
-        None => store.remove(&record.device_id),
+    for e in device_failures.iter().chain(&ipam_failures) {
+        ctx.log.error(&format!("release {what}: {e}"));
+    }
+    if device_failures.is_empty() {
+        store.remove(&record.device_id)?;
+        ctx.log.debug(&format!("released {what}"));
+    } else {
+        ctx.log.warning(&format!(
+            "the record of {what} stays: the next DEL finishes the job"
+        ));
+    }
+    Error::all(device_failures.into_iter().chain(ipam_failures).collect()).map_or(Ok(()), Err)
+}
+
+/// The VF as the record says it was: netdev home, PF side, an optional
+/// reset, MACs, then the netdev's own settings.
+fn restore_vf(ctx: &mut Ctx, record: &Record, vf: &VirtualFunction, failures: &mut Vec<Error>) {
+    let mut home: Option<(Link, &NetdevState)> = None;
+    if let (false, Some(original)) = (record.userspace, &record.netdev) {
+        let sysfs = &ctx.host.sysfs;
+        let netdevs = || sysfs.netdev_names(vf.address).unwrap_or_default();
+        match netdev::bring_home(&mut ctx.netlink, vf, record, original, netdevs, ctx.log) {
+            Ok(Home::Link(link)) => home = Some((link, original)),
+            Ok(Home::NoNetdev) => {}
+            // Still in use somewhere: change nothing, keep the record.
+            Err(e) => return failures.push(e),
+        }
+        ctx.log.debug("netdev in the host");
+    }
+    if let Err(e) = restore_pf_side(ctx, record) {
+        failures.push(e);
+    }
+    ctx.log.debug("PF side restored");
+    if record.reset_on_release {
+        if let Err(e) = reset(ctx, vf.address) {
+            failures.push(e);
+        }
+    }
+    let link = home.as_ref().map(|(link, _)| link);
+    if let Err(e) = restore_macs(ctx, record, link) {
+        failures.push(e);
+    }
+    if let Some((link, original)) = home {
+        let link = match ctx.netlink.link(&link.name) {
+            Ok(link) => link,
+            Err(e) => return failures.push(e.into()),
+        };
+        if let Err(e) = netdev::restore(&mut ctx.netlink, link, original, ctx.log) {
+            failures.push(e);
+        }
+        ctx.log.debug("netdev restored");
     }
 }
 
-fn restore_pf_side(host: &Host, device: PciAddress, record: &Record, log: &Log) -> Result<()> {
+/// The PF-side settings ADD changed, but the MAC (see [`restore_macs`]):
+/// only what differs now, since an ADD that failed half-way applied only
+/// some, and a driver refuses even a no-op of a setting it does not support.
+fn restore_pf_side(ctx: &mut Ctx, record: &Record) -> Result<()> {
     let Some(pf_side) = &record.pf_side else {
         return Ok(());
     };
     let original = pf_side.to_state(record.vf_index)?;
-    let mut netlink = Netlink::open()?;
-    let driver = host.sysfs.driver(device)?.unwrap_or_default();
-    // Only what differs now: an ADD that failed half-way applied only some,
-    // and a driver refuses even a no-op of a setting it does not support.
-    let current = netlink.vf_state(&record.pf, record.vf_index).ok();
-    for name in &record.changed {
+    let current = ctx.netlink.vf_state(&record.pf, record.vf_index).ok();
+    let mut failures = Vec::new();
+    for name in record.changed.iter().filter(|n| *n != "mac") {
         let Some(setting) = vf_config::original(name, &original) else {
             continue;
         };
@@ -99,17 +158,105 @@ fn restore_pf_side(host: &Host, device: PciAddress, record: &Record, log: &Log) 
         {
             continue;
         }
-        match netlink.set_vf(&record.pf, record.vf_index, setting) {
-            Ok(()) => {}
-            // igb refuses to take back a MAC until the VF netdev has been
-            // opened and closed once since the pod's MAC was set.
-            Err(e) if name == "mac" && e.errno() == Some(Errno::EADDRNOTAVAIL) => {
-                log.debug(&format!("{e}; cycling the VF netdev and retrying"));
-                netdev::toggle_in_host(host, device)?;
-                vf_config::apply(&mut netlink, &record.pf, record.vf_index, setting, &driver)?;
-            }
-            Err(e) => return Err(Error::VfSetting(format!("restore: {e}"))),
+        if let Err(e) = ctx.netlink.set_vf(&record.pf, record.vf_index, setting) {
+            failures.push(Error::VfSetting(format!("restore: {e}")));
         }
     }
+    Error::all(failures).map_or(Ok(()), Err)
+}
+
+/// The netdev's MAC and the PF's view of it, as they were before ADD.
+///
+/// igb (like ixgbe and i40e) lets a VF change its own MAC only while the PF
+/// holds no administrative MAC for it, and setting one from the PF is
+/// itself administrative, so restoring the PF view first would lock the
+/// netdev out of its own address. The order that works: clear the PF's MAC
+/// (`00:00:00:00:00:00` lifts the lock), give the netdev its MAC (the VF
+/// registers it with the PF), then set the PF's view to what it was. If the
+/// VF is still refused, the PF assigns the MAC and the VF takes it on close.
+fn restore_macs(ctx: &mut Ctx, record: &Record, link: Option<&Link>) -> Result<()> {
+    let netdev_mac: Option<MacAddress> = record
+        .netdev
+        .as_ref()
+        .and_then(|n| n.mac.as_deref())
+        .and_then(|m| m.parse().ok());
+    let (pf, index) = (record.pf.as_str(), record.vf_index);
+    let Some(pf_side) = &record.pf_side else {
+        // No PF view (the PF does not report the VF): only the netdev.
+        if let (Some(link), Some(mac)) = (link, netdev_mac) {
+            if link.mac != Some(mac) {
+                ctx.netlink.set_link_mac(link, mac)?;
+            }
+        }
+        return Ok(());
+    };
+    let original = pf_side.to_state(index)?;
+    let stale = link
+        .zip(netdev_mac)
+        .filter(|(link, mac)| link.mac != Some(*mac));
+    if let Some((link, mac)) = stale {
+        let zero = MacAddress([0; 6]);
+        if ctx.netlink.vf_state(pf, index)?.mac != zero {
+            if let Err(e) = ctx.netlink.set_vf(pf, index, VfSetting::Mac(zero)) {
+                ctx.log
+                    .debug(&format!("{e}; setting the netdev's MAC anyway"));
+            }
+        }
+        match ctx.netlink.set_link_mac(link, mac) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(Errno::EADDRNOTAVAIL) => {
+                ctx.log.debug(&format!(
+                    "{e}; assigning {mac} from the PF for the VF to take on close"
+                ));
+                ctx.netlink.set_vf(pf, index, VfSetting::Mac(mac))?;
+                let link = netdev::cycle(&mut ctx.netlink, link)?;
+                if link.mac != Some(mac) {
+                    return Err(Error::Host(format!(
+                        "{} has MAC {} after its PF assigned {mac}",
+                        link.name,
+                        show_mac(link.mac)
+                    )));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if ctx.netlink.vf_state(pf, index)?.mac == original.mac {
+        return Ok(());
+    }
+    let setting = VfSetting::Mac(original.mac);
+    let restore = |e: sriovnet::Error| Error::VfSetting(format!("restore: {e}"));
+    match ctx.netlink.set_vf(pf, index, setting) {
+        Ok(()) => Ok(()),
+        // Seen on igb after the pod's namespace was deleted: the PF takes
+        // the MAC back once the VF netdev has been opened and closed.
+        Err(e) => match link.filter(|_| e.errno() == Some(Errno::EADDRNOTAVAIL)) {
+            Some(link) => {
+                ctx.log
+                    .debug(&format!("{e}; cycling the VF netdev and retrying"));
+                netdev::cycle(&mut ctx.netlink, link)?;
+                ctx.netlink.set_vf(pf, index, setting).map_err(restore)
+            }
+            None => Err(restore(e)),
+        },
+    }
+}
+
+pub fn show_mac(mac: Option<MacAddress>) -> String {
+    mac.map_or_else(|| "none".into(), |m| m.to_string())
+}
+
+/// `resetOnRelease`: a PCI function reset (FLR where the device has it)
+/// through sysfs, after the PF side is restored, so that nothing a pod left
+/// in the VF's queues or filters reaches the next one.
+fn reset(ctx: &Ctx, device: PciAddress) -> Result<()> {
+    let path = ctx.host.sysfs.pci_device(device).join("reset");
+    let start = Instant::now();
+    std::fs::write(&path, "1")
+        .map_err(|e| Error::Host(format!("reset {device} (write {}): {e}", path.display())))?;
+    ctx.log.info(&format!(
+        "reset {device} in {:.1} ms",
+        start.elapsed().as_secs_f64() * 1000.0
+    ));
     Ok(())
 }

@@ -17,6 +17,9 @@ use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// The network (the config's `name`): GC releases only its own.
+    #[serde(default)]
+    pub network: String,
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
@@ -33,10 +36,44 @@ pub struct Record {
     pub pod_mac: Option<String>,
     /// The VF netdev before ADD.
     pub netdev: Option<NetdevState>,
-    /// The network config ADD got, for releasing IPAM from GC.
+    /// `ipam.type` of the config ADD got. Release reads it from here, never
+    /// by validating `config` again: an older version's record, or a config
+    /// today's rules refuse, must still be released.
+    #[serde(default)]
+    pub ipam: Option<String>,
+    /// The network config ADD got, for the IPAM plugin's DEL.
     pub config: String,
     pub cni_path: String,
     pub device_info_file: Option<PathBuf>,
+    /// `resetOnRelease`: a function reset of the VF on release.
+    #[serde(default)]
+    pub reset_on_release: bool,
+}
+
+impl Record {
+    /// `ipam`, or for a record written before it was kept, what the config
+    /// names, read leniently.
+    pub fn ipam_plugin(&self) -> Option<String> {
+        self.ipam.clone().or_else(|| {
+            crate::config::NetConf::parse_for_del(self.config.as_bytes())
+                .ok()?
+                .ipam
+        })
+    }
+
+    /// `network`, or the config's name for an older record.
+    pub fn network_name(&self) -> String {
+        if !self.network.is_empty() {
+            return self.network.clone();
+        }
+        crate::config::NetConf::parse_for_del(self.config.as_bytes())
+            .map(|c| c.name)
+            .unwrap_or_default()
+    }
+
+    pub fn is_for(&self, container_id: &str, ifname: &str) -> bool {
+        self.container_id == container_id && self.ifname == ifname
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +130,11 @@ pub struct NetdevState {
     pub mtu: u32,
     pub up: bool,
     pub altnames: Vec<String>,
+    /// Modes a pod can turn on and the next tenant would inherit.
+    #[serde(default)]
+    pub promisc: bool,
+    #[serde(default)]
+    pub allmulti: bool,
 }
 
 impl From<&Link> for NetdevState {
@@ -103,6 +145,8 @@ impl From<&Link> for NetdevState {
             mtu: link.mtu,
             up: link.up,
             altnames: link.altnames.clone(),
+            promisc: link.promisc,
+            allmulti: link.allmulti,
         }
     }
 }
@@ -131,9 +175,11 @@ impl Store {
     }
 
     /// Waits for and holds the VF's lock until the returned guard drops.
+    /// The caller has checked that the device exists: no lock file is ever
+    /// made for an address that is not a device of this host.
     pub fn lock(&self, device: PciAddress) -> Result<Flock<File>> {
         self.create_dir()?;
-        let path = self.dir.join(format!("{device}.lock"));
+        let path = self.lock_path(device);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -141,7 +187,24 @@ impl Store {
             .open(&path)
             .map_err(|e| io("open", &path, e))?;
         Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::Io(format!("lock {}: {errno:?}", path.display())))
+            .map_err(|(_, errno)| Error::Io(format!("lock {}: {errno}", path.display())))
+    }
+
+    /// The lock of a device that may be gone (its VF was removed): held if
+    /// its lock file exists, else None (nothing of ours can race for it).
+    pub fn lock_existing(&self, device: PciAddress) -> Result<Option<Flock<File>>> {
+        let path = self.lock_path(device);
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(file) => Flock::lock(file, FlockArg::LockExclusive)
+                .map(Some)
+                .map_err(|(_, errno)| Error::Io(format!("lock {}: {errno}", path.display()))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("open", &path, e)),
+        }
+    }
+
+    fn lock_path(&self, device: PciAddress) -> PathBuf {
+        self.dir.join(format!("{device}.lock"))
     }
 
     pub fn load(&self, device: &str) -> Result<Option<Record>> {
@@ -203,6 +266,7 @@ mod tests {
 
     fn record() -> Record {
         Record {
+            network: "net".into(),
             container_id: "c1".into(),
             ifname: "net1".into(),
             netns: "/var/run/netns/c1".into(),
@@ -214,9 +278,11 @@ mod tests {
             changed: vec!["vlan".into()],
             pod_mac: None,
             netdev: None,
+            ipam: None,
             config: "{}".into(),
             cni_path: "/opt/cni/bin".into(),
             device_info_file: None,
+            reset_on_release: false,
         }
     }
 

@@ -72,7 +72,8 @@ pub fn holds(state: &VfState, setting: &VfSetting) -> bool {
     }
 }
 
-/// Applies one setting; a driver's refusal names the setting and the driver.
+/// Applies one setting; a driver's refusal names the setting and the
+/// driver, and for the rate, which of the two limits were asked.
 pub fn apply(
     netlink: &mut Netlink,
     pf: &str,
@@ -80,7 +81,10 @@ pub fn apply(
     setting: VfSetting,
     driver: &str,
 ) -> Result<()> {
-    netlink
-        .set_vf(pf, vf, setting)
-        .map_err(|e| Error::VfSetting(format!("{e} (PF driver {driver})")))
+    netlink.set_vf(pf, vf, setting).map_err(|e| {
+        Error::VfSetting(match setting {
+            VfSetting::Rate { .. } => format!("{e} ({setting}; PF driver {driver})"),
+            _ => format!("{e} (PF driver {driver})"),
+        })
+    })
 }

@@ -452,12 +452,20 @@ fn del_survives_what_is_already_gone() {
     let lab = Lab::new();
     let config = lab.config("1.0.0", VF0);
 
-    // The pod's namespace deleted before DEL (a veth dies with it; a VF
-    // would come back to the host: the lab covers that).
+    // The pod's namespace deleted before DEL. A veth dies with it, as a
+    // VF netdev never does (it comes back to the host: the lab covers
+    // that): while sysfs says the VF has a netdev driver, DEL refuses to
+    // call it restored and keeps the record...
     let pod = Namespace::new("pod");
     ok(&lab.cni("ADD", "c1", &pod.path(), "net1", &config));
     let path = pod.path();
     drop(pod);
+    let (code, msg) = failed(&lab.cni("DEL", "c1", &path, "net1", &config));
+    assert_eq!(code, 103, "{msg}");
+    assert!(msg.contains("neither in the pod"), "{msg}");
+    assert!(lab.state_file(VF0).exists());
+    // ... until the VF is provably gone: its PCI device removed.
+    std::fs::remove_dir_all(lab.fake.device_dir(VF0)).unwrap();
     ok(&lab.cni("DEL", "c1", &path, "net1", &config));
     assert!(!lab.state_file(VF0).exists());
     assert!(lab.leases().is_empty());

@@ -36,6 +36,18 @@ impl Netns {
         Netns::open("/proc/thread-self/ns/net")
     }
 
+    /// Whether this is the calling thread's own namespace (same inode).
+    pub fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (
+            self.file.metadata(),
+            std::fs::metadata("/proc/thread-self/ns/net"),
+        ) {
+            (Ok(this), Ok(ours)) => (this.dev(), this.ino()) == (ours.dev(), ours.ino()),
+            _ => false,
+        }
+    }
+
     /// Runs `work` on a new thread inside this namespace and returns its result.
     pub fn run<T: Send>(&self, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
         std::thread::scope(|scope| {

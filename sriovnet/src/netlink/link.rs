@@ -19,6 +19,19 @@ pub struct Link {
     /// PCI function), in any namespace: how a VF netdev is found after it
     /// was renamed or moved.
     pub parent_device: Option<String>,
+    /// The link this one is stacked on (a macvlan's, VLAN's or ipvlan's
+    /// lower device), by index in `lower_netns` or, if that is None, in
+    /// this link's own namespace.
+    pub lower: Option<u32>,
+    /// The namespace of `lower` (its netnsid as this namespace knows it)
+    /// when the lower device is in another namespace.
+    pub lower_netns: Option<i32>,
+    /// The bridge or bond this link is a port of.
+    pub master: Option<u32>,
+    /// Promiscuous and all-multicast modes as set by userspace (not the
+    /// counts bridges and sockets add).
+    pub promisc: bool,
+    pub allmulti: bool,
 }
 
 impl Link {
@@ -31,6 +44,11 @@ impl Link {
             up: message.header.flags.contains(LinkFlags::Up),
             altnames: Vec::new(),
             parent_device: None,
+            lower: None,
+            lower_netns: None,
+            master: None,
+            promisc: message.header.flags.contains(LinkFlags::Promisc),
+            allmulti: message.header.flags.contains(LinkFlags::Allmulti),
         };
         for attribute in &message.attributes {
             match attribute {
@@ -38,6 +56,12 @@ impl Link {
                 LinkAttribute::Address(bytes) => link.mac = MacAddress::from_bytes(bytes),
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
                 LinkAttribute::ParentDevName(name) => link.parent_device = Some(name.clone()),
+                // A link that is its own lower device (a plain netdev) says nothing.
+                LinkAttribute::Link(index) if *index != message.header.index => {
+                    link.lower = Some(*index)
+                }
+                LinkAttribute::LinkNetNsId(id) => link.lower_netns = Some(*id),
+                LinkAttribute::Controller(index) if *index != 0 => link.master = Some(*index),
                 LinkAttribute::PropList(props) => {
                     for prop in props {
                         if let Prop::AltIfName(name) = prop {
@@ -170,11 +194,55 @@ impl Netlink {
         self.set_link_flags(link, "set link down", LinkFlags::empty())
     }
 
+    pub fn set_link_promisc(&mut self, link: &Link, on: bool) -> Result<()> {
+        let op = if on {
+            "set promisc on"
+        } else {
+            "set promisc off"
+        };
+        self.change_flag(link, op, LinkFlags::Promisc, on)
+    }
+
+    pub fn set_link_allmulti(&mut self, link: &Link, on: bool) -> Result<()> {
+        let op = if on {
+            "set allmulticast on"
+        } else {
+            "set allmulticast off"
+        };
+        self.change_flag(link, op, LinkFlags::Allmulti, on)
+    }
+
     fn set_link_flags(&mut self, link: &Link, op: &'static str, flags: LinkFlags) -> Result<()> {
+        self.change_flag(link, op, LinkFlags::Up, flags.contains(LinkFlags::Up))
+    }
+
+    /// Sets or clears one flag, leaving the others as they are.
+    fn change_flag(
+        &mut self,
+        link: &Link,
+        op: &'static str,
+        flag: LinkFlags,
+        on: bool,
+    ) -> Result<()> {
         self.set_link(link, op, |m| {
-            m.header.flags = flags;
-            m.header.change_mask = LinkFlags::Up;
+            m.header.flags = if on { flag } else { LinkFlags::empty() };
+            m.header.change_mask = flag;
         })
+    }
+
+    /// Takes a link out of its bridge or bond.
+    pub fn set_link_nomaster(&mut self, link: &Link) -> Result<()> {
+        self.set_link(link, "release from master", |m| {
+            m.attributes.push(LinkAttribute::Controller(0))
+        })
+    }
+
+    /// Deletes a software link (a macvlan, VLAN, ipvlan, ...).
+    pub fn delete_link(&mut self, link: &Link) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = link.index;
+        self.change(RouteNetlinkMessage::DelLink(message), 0)
+            .map_err(|f| f.into_error("delete link", &link.name))
     }
 
     /// Adds an alternative name (to give a VF back the ones it had).

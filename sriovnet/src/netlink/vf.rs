@@ -112,6 +112,44 @@ pub enum VfSetting {
     },
 }
 
+/// The setting as `ip link` would take it: `vlan 10 qos 3 proto 802.1q`,
+/// `mac 02:00:00:00:00:01`, `min_tx_rate 0 max_tx_rate 100`.
+impl fmt::Display for VfSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on_off = |on: bool| if on { "on" } else { "off" };
+        match self {
+            VfSetting::Mac(mac) => write!(f, "mac {mac}"),
+            VfSetting::Vlan { vlan, qos, proto } => {
+                write!(f, "vlan {vlan} qos {qos} proto {proto}")
+            }
+            VfSetting::SpoofCheck(on) => write!(f, "spoofchk {}", on_off(*on)),
+            VfSetting::Trust(on) => write!(f, "trust {}", on_off(*on)),
+            VfSetting::LinkState(state) => write!(f, "link_state {state}"),
+            VfSetting::Rate { min, max } => write!(f, "min_tx_rate {min} max_tx_rate {max}"),
+        }
+    }
+}
+
+/// The whole PF view of a VF, in the same words as [`VfSetting`].
+impl fmt::Display for VfState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on_off = |on: bool| if on { "on" } else { "off" };
+        write!(
+            f,
+            "mac {} vlan {} qos {} proto {} spoofchk {} trust {} link_state {} min_tx_rate {} max_tx_rate {}",
+            self.mac,
+            self.vlan,
+            self.qos,
+            self.vlan_proto,
+            on_off(self.spoof_check),
+            on_off(self.trust),
+            self.link_state,
+            self.min_tx_rate,
+            self.max_tx_rate
+        )
+    }
+}
+
 impl VfSetting {
     /// What the setting is called in errors: `set link_state on eth0 vf 2: ...`.
     pub fn op(&self) -> &'static str {
