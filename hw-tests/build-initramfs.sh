@@ -50,7 +50,8 @@ add_module() {
     cp "$path" "$root/lib/modules/"
     load_order+=("$(basename "$path")")
 }
-for module in igb igbvf vfio_pci; do add_module "$module"; done
+# macvlan, 8021q and bridge: what a pod may stack on its VF (scenario 13).
+for module in igb igbvf vfio_pci macvlan 8021q bridge; do add_module "$module"; done
 printf '%s\n' "${load_order[@]}" >"$root/lib/modules/load-order"
 
 cp "$here/guest/init" "$root/init"

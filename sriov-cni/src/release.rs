@@ -36,9 +36,32 @@ pub fn release(
         "{} of container {} ({})",
         record.device_id, record.container_id, record.ifname
     );
+    // First the netdev home: while it is elsewhere nothing is released,
+    // not even the lease (its address may still be on the VF).
+    let vf = match record.device_id.parse::<PciAddress>() {
+        Err(_) => Err(Error::Decode(format!(
+            "state file: {:?} is not a PCI address",
+            record.device_id
+        ))),
+        Ok(device) if !ctx.host.sysfs.pci_device(device).exists() => {
+            ctx.log.info(&format!(
+                "{device} is gone from the host; nothing to restore"
+            ));
+            Ok(None)
+        }
+        Ok(device) => ctx
+            .virtual_function(device)
+            .and_then(|vf| Ok(Some((bring_home(ctx, record, &vf)?, vf)))),
+    };
+    let vf = vf.inspect_err(|e| {
+        ctx.log.error(&format!("release {what}: {e}"));
+        ctx.log.warning(&format!(
+            "nothing of {what} is released: the next DEL finishes the job"
+        ));
+    })?;
+
     let mut device_failures = Vec::new();
     let mut ipam_failures = Vec::new();
-
     // IPAM's DEL runs in its own process while the VF is put back.
     let plugin = match lease {
         Lease::Release => record.ipam_plugin(),
@@ -61,23 +84,9 @@ pub fn release(
             None
         }
     };
-
-    match record.device_id.parse::<PciAddress>() {
-        Err(_) => device_failures.push(Error::Decode(format!(
-            "state file: {:?} is not a PCI address",
-            record.device_id
-        ))),
-        Ok(device) if !ctx.host.sysfs.pci_device(device).exists() => {
-            ctx.log.info(&format!(
-                "{device} is gone from the host; nothing to restore"
-            ));
-        }
-        Ok(device) => match ctx.virtual_function(device) {
-            Ok(vf) => restore_vf(ctx, record, &vf, &mut device_failures),
-            Err(e) => device_failures.push(e),
-        },
+    if let Some((home, vf)) = vf {
+        restore_vf(ctx, record, &vf, home, &mut device_failures);
     }
-
     if let Some(Err(e)) = running.map(ipam::Running::finish) {
         ipam_failures.push(e);
     }
@@ -98,21 +107,31 @@ pub fn release(
     Error::all(device_failures.into_iter().chain(ipam_failures).collect()).map_or(Ok(()), Err)
 }
 
-/// The VF as the record says it was: netdev home, PF side, an optional
-/// reset, MACs, then the netdev's own settings.
-fn restore_vf(ctx: &mut Ctx, record: &Record, vf: &VirtualFunction, failures: &mut Vec<Error>) {
-    let mut home: Option<(Link, &NetdevState)> = None;
-    if let (false, Some(original)) = (record.userspace, &record.netdev) {
-        let sysfs = &ctx.host.sysfs;
-        let netdevs = || sysfs.netdev_names(vf.address).unwrap_or_default();
-        match netdev::bring_home(&mut ctx.netlink, vf, record, original, netdevs, ctx.log) {
-            Ok(Home::Link(link)) => home = Some((link, original)),
-            Ok(Home::NoNetdev) => {}
-            // Still in use somewhere: change nothing, keep the record.
-            Err(e) => return failures.push(e),
-        }
-        ctx.log.debug("netdev in the host");
-    }
+/// The VF's netdev in the host, down, if it has one and had one.
+fn bring_home(ctx: &mut Ctx, record: &Record, vf: &VirtualFunction) -> Result<Option<Link>> {
+    let (false, Some(original)) = (record.userspace, &record.netdev) else {
+        return Ok(None);
+    };
+    let sysfs = &ctx.host.sysfs;
+    let netdevs = || sysfs.netdev_names(vf.address).unwrap_or_default();
+    let home = netdev::bring_home(&mut ctx.netlink, vf, record, original, netdevs, ctx.log)?;
+    ctx.log.debug("netdev in the host");
+    Ok(match home {
+        Home::Link(link) => Some(link),
+        Home::NoNetdev => None,
+    })
+}
+
+/// The VF as the record says it was, its netdev home: PF side, an
+/// optional reset, MACs, then the netdev's own settings.
+fn restore_vf(
+    ctx: &mut Ctx,
+    record: &Record,
+    vf: &VirtualFunction,
+    home: Option<Link>,
+    failures: &mut Vec<Error>,
+) {
+    let home: Option<(Link, &NetdevState)> = home.zip(record.netdev.as_ref());
     if let Err(e) = restore_pf_side(ctx, record) {
         failures.push(e);
     }
