@@ -232,6 +232,19 @@ fn protocol_errors_are_json_with_the_specs_codes() {
 
     let (code, msg) = add(&json!({"cniVersion": "0.2.0", "deviceID": VF0}));
     assert_eq!(code, 1, "{msg}");
+    // An error answers in the version asked for, when it is one we speak.
+    let output = lab.cni(
+        "ADD",
+        "c1",
+        &pod.path(),
+        "net1",
+        &json!({"cniVersion": "1.0.0", "deviceID": VF0, "vlan": 5000}),
+    );
+    assert_eq!(stdout_json(&output)["cniVersion"], "1.0.0");
+    // Keys differing only in case: the last wins, as in Go.
+    let (code, msg) =
+        add(&json!({"cniVersion": "1.0.0", "deviceID": VF0, "vlan": 1, "VLAN": 5000}));
+    assert_eq!((code, msg.as_str()), (7, "vlan: 5000 is not in 0-4094"));
     let (code, msg) = add(&json!({"cniVersion": "1.0.0", "deviceID": VF0, "vlan": 5000}));
     assert_eq!((code, msg.as_str()), (7, "vlan: 5000 is not in 0-4094"));
     let (code, _) = failed(&lab.cni("ADD", "c1", &pod.path(), "net1", &json!("not an object")));
@@ -315,6 +328,167 @@ fn only_vfs_of_this_host_are_accepted() {
     assert!(lab.host.link("fakepf0").is_some() && lab.host.link("fakepf0v1").is_some());
     assert!(!lab.state_file(VF1).exists());
     assert!(pod.link("net1").is_none());
+    // Every verb checks the device before it locks anything: no lock file
+    // is ever made for an address that is not a VF of this host.
+    for command in ["ADD", "DEL", "CHECK"] {
+        let mut config = lab.config("1.0.0", "0000:01:00.0");
+        config["prevResult"] = json!({"cniVersion": "1.0.0"});
+        let (code, msg) = failed(&lab.cni(command, "c1", &pod.path(), "net1", &config));
+        assert_eq!(code, 100, "{command}: {msg}");
+    }
+    ok(&lab.cni(
+        "DEL",
+        "c1",
+        &pod.path(),
+        "net1",
+        &lab.config("1.0.0", "ffff:ff:1f.7"),
+    ));
+    let locks: Vec<_> = std::fs::read_dir(lab.root.path().join("var/lib/cni/sriov"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(locks.is_empty(), "{locks:?}");
+}
+
+#[test]
+fn del_without_a_record_touches_no_device_in_the_host() {
+    let lab = Lab::new();
+    lab.host.ip("link set fakepf0 up");
+    lab.host.ip("link set fakepf0v0 up");
+    // CNI_NETNS is the host's own namespace (as the plugin sees it).
+    let host_ns = format!("/var/run/netns/{}", lab.host.0);
+    let (code, msg) = failed(&lab.cni(
+        "DEL",
+        "x",
+        &host_ns,
+        "fakepf0",
+        &lab.config("1.0.0", "0000:01:00.0"),
+    ));
+    assert_eq!(code, 100, "{msg}");
+    ok(&lab.cni("DEL", "x", &host_ns, "fakepf0v0", &lab.config("1.0.0", VF0)));
+    let up = |name: &str| {
+        lab.host.link(name).unwrap()["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("UP"))
+    };
+    assert!(
+        up("fakepf0") && up("fakepf0v0"),
+        "DEL touched a host device"
+    );
+}
+
+#[test]
+fn del_of_another_ifname_leaves_the_attachment_alone() {
+    let lab = Lab::new();
+    let pod = Namespace::new("pod");
+    let config = lab.config("1.0.0", VF0);
+    ok(&lab.cni("ADD", "cd", &pod.path(), "net1", &config));
+    ok(&lab.cni("DEL", "cd", &pod.path(), "net2", &config));
+    assert!(pod.link("net1").is_some(), "DEL of net2 took net1 out");
+    assert!(lab.state_file(VF0).exists());
+    assert_eq!(lab.leases().len(), 1);
+    ok(&lab.cni("DEL", "cd", &pod.path(), "net1", &config));
+    assert!(pod.link("net1").is_none() && lab.host.link("fakepf0v0").is_some());
+}
+
+#[test]
+fn del_releases_from_the_record_whatever_the_config_says_now() {
+    let lab = Lab::new();
+    let pod = Namespace::new("pod");
+    let config = lab.config("1.0.0", VF0);
+    ok(&lab.cni("ADD", "c1", &pod.path(), "net1", &config));
+    // The NAD was edited since: a value that no longer validates.
+    let mut edited = config.clone();
+    edited["vlan"] = json!(99999);
+    edited["mtu"] = json!("big");
+    ok(&lab.cni("DEL", "c1", &pod.path(), "net1", &edited));
+    assert!(!lab.state_file(VF0).exists() && lab.leases().is_empty());
+    assert_eq!(lab.host.link("fakepf0v0").unwrap()["mtu"], 1500);
+
+    // The IPAM plugin's binary is gone: the VF is released all the same,
+    // the failure is reported, and a DEL once it is back finishes.
+    ok(&lab.cni("ADD", "c2", &pod.path(), "net1", &config));
+    let bin = lab.root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mut moved = config.clone();
+    moved["ipam"]["type"] = json!("host-local-gone");
+    let record = lab.state_file(VF0);
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(
+        &record,
+        text.replace("\"host-local\"", "\"host-local-gone\""),
+    )
+    .unwrap();
+    let (code, msg) = failed(&lab.cni("DEL", "c2", &pod.path(), "net1", &moved));
+    assert_eq!(code, 102, "{msg}");
+    assert!(!record.exists(), "the VF is released");
+    assert!(pod.link("net1").is_none() && lab.host.link("fakepf0v0").is_some());
+    ok(&lab.cni("DEL", "c2", &pod.path(), "net1", &config));
+    assert!(lab.leases().is_empty());
+}
+
+#[test]
+fn a_failed_add_whose_rollback_completed_leaves_no_record() {
+    let lab = Lab::new();
+    let pod = Namespace::new("pod");
+    let mut config = lab.config("1.0.0", VF0);
+    config["ipam"] = json!({"type": "doesnotexist"});
+    let (code, msg) = failed(&lab.cni("ADD", "c1", &pod.path(), "net1", &config));
+    assert_eq!(code, 102, "{msg}");
+    assert!(!lab.state_file(VF0).exists());
+    ok(&lab.cni("ADD", "c2", &pod.path(), "net1", &lab.config("1.0.0", VF0)));
+}
+
+#[test]
+fn del_takes_off_what_the_pod_stacked_on_the_vf() {
+    let lab = Lab::new();
+    let pod = Namespace::new("pod");
+    let config = lab.config("1.0.0", VF0);
+    let result = ok(&lab.cni("ADD", "c1", &pod.path(), "net1", &config));
+    // VLANs are stacked the same way (IFLA_LINK), but neither this host's
+    // kernel nor igb in the lab can make one on a VF: macvlans stand in.
+    pod.ip("link add link net1 name mv0 type macvlan");
+    pod.ip("link add link mv0 name mv1 type macvlan mode bridge");
+    pod.ip("link set net1 promisc on allmulticast on");
+    pod.ip("link property add dev net1 altname flannel.1");
+    let mut checked = config.clone();
+    checked["prevResult"] = result;
+    let (code, msg) = failed(&lab.cni("CHECK", "c1", &pod.path(), "net1", &checked));
+    assert_eq!(code, 104, "{msg}");
+    for want in [
+        "mv0 is stacked on net1",
+        "mv1 is stacked on net1",
+        "promiscuous",
+        "all multicast",
+    ] {
+        assert!(msg.contains(want), "{msg}");
+    }
+    ok(&lab.cni("DEL", "c1", &pod.path(), "net1", &config));
+    let names = || -> Vec<String> {
+        pod.links()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(), ["lo"], "the uppers went with the VF");
+    let vf = lab.host.link("fakepf0v0").unwrap();
+    assert_eq!(vf["altnames"], json!(["enp1s0f0v0"]), "{vf}");
+    let flags = vf["flags"].as_array().unwrap();
+    assert!(
+        !flags.contains(&json!("PROMISC")) && !flags.contains(&json!("ALLMULTI")),
+        "{vf}"
+    );
+
+    // A bridge port: taken out of the bridge; the pod's bridge stays.
+    let result = ok(&lab.cni("ADD", "c2", &pod.path(), "net1", &config));
+    pod.ip("link add br0 type bridge");
+    pod.ip("link set net1 master br0");
+    checked["prevResult"] = result;
+    let (_, msg) = failed(&lab.cni("CHECK", "c2", &pod.path(), "net1", &checked));
+    assert!(msg.contains("net1 is a port of br0"), "{msg}");
+    ok(&lab.cni("DEL", "c2", &pod.path(), "net1", &config));
+    assert_eq!(names(), ["lo", "br0"]);
+    assert!(lab.host.link("fakepf0v0").unwrap().get("master").is_none());
 }
 
 #[test]
@@ -526,6 +700,34 @@ fn gc_releases_what_the_runtime_no_longer_knows() {
     assert!(!lab.state_file(VF1).exists() && b.link("net1").is_none());
     assert!(lab.host.link("fakepf0v1").is_some());
     assert_eq!(lab.leases(), ["10.99.0.2"]);
+}
+
+#[test]
+fn gc_touches_only_its_own_network_and_only_with_a_list() {
+    let lab = Lab::new();
+    let (a, b) = (Namespace::new("pod"), Namespace::new("pod"));
+    let mut net_b = lab.config("1.1.0", VF1);
+    net_b["name"] = json!("net-b");
+    ok(&lab.cni("ADD", "ca", &a.path(), "net1", &lab.config("1.1.0", VF0)));
+    ok(&lab.cni("ADD", "cb", &b.path(), "net1", &net_b));
+    let gc = |extra: Value| {
+        let mut gc = lab.config("1.1.0", VF0);
+        for (k, v) in extra.as_object().unwrap() {
+            gc[k] = v.clone();
+        }
+        ok(&lab.cni("GC", "", "", "", &gc));
+    };
+    // No list at all: nothing is released.
+    gc(json!({}));
+    assert!(lab.state_file(VF0).exists() && lab.state_file(VF1).exists());
+    // The older key alone lists ca: kept; net-b's cb is not this network's.
+    gc(json!({"cni.dev/attachments": [{"containerID": "ca", "ifname": "net1"}]}));
+    assert!(lab.state_file(VF0).exists() && a.link("net1").is_some());
+    assert!(lab.state_file(VF1).exists() && b.link("net1").is_some());
+    // An empty list releases this network's attachments only.
+    gc(json!({"cni.dev/valid-attachments": []}));
+    assert!(!lab.state_file(VF0).exists() && a.link("net1").is_none());
+    assert!(lab.state_file(VF1).exists() && b.link("net1").is_some());
 }
 
 #[test]
