@@ -54,6 +54,8 @@ for n in 1 2; do
 done
 
 console=$work/console.log
+only=${LAB_ONLY:-}
+only=${only// /,}
 status=0
 timeout "${LAB_TIMEOUT:-600}" qemu-system-x86_64 \
     -M q35,kernel-irqchip=split -accel "$accel" -cpu max -smp 2 -m 1024 \
@@ -61,7 +63,7 @@ timeout "${LAB_TIMEOUT:-600}" qemu-system-x86_64 \
     -device intel-iommu,intremap=on,caching-mode=on \
     "${nics[@]}" \
     -kernel "$kernel"/boot/vmlinuz-* -initrd "$work/initramfs.gz" \
-    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init lab.mode=$mode lab.only=${LAB_ONLY// /,}" ||
+    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 intel_iommu=on iommu=pt rdinit=/init lab.mode=$mode lab.only=$only" ||
     status=$?
 
 if [ "$mode" = bench ]; then

@@ -2,7 +2,7 @@
 //! Any failure after the record is written undoes everything.
 
 use serde_json::Value;
-use sriovnet::{Netns, VfSetting, VirtualFunction};
+use sriovnet::{Errno, Netns, VfSetting, VirtualFunction};
 
 use crate::config::NetConf;
 use crate::context::Ctx;
@@ -181,23 +181,24 @@ fn attach(
         ctx.netlink.set_link_down(&link)?;
         link = ctx.netlink.link(name)?;
     }
-    // A VF whose MAC its PF just set takes it when it is closed (igbvf
-    // does), and may not set it itself unless trusted: let it take it now,
-    // while it is down in the host, rather than be refused in the pod.
+    // The MAC goes on the netdev while it is down in the host. A VF whose
+    // PF just set it may not set it itself unless trusted (igbvf is then
+    // refused); it takes the PF's on close, so open and close it once.
     let pf_set_mac = settings.iter().any(|(name, _)| *name == "mac");
-    if let Some(mac) = mac.filter(|m| pf_set_mac && link.mac != Some(*m)) {
-        link = netdev::cycle(&mut ctx.netlink, &link)?;
-        log.debug(&format!(
-            "netdev cycled for the PF's MAC {mac}: it has {}",
-            show_mac(link.mac)
-        ));
+    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
+        match ctx.netlink.set_link_mac(&link, mac) {
+            Ok(()) => link = ctx.netlink.link(name)?,
+            Err(e) if pf_set_mac && e.errno() == Some(Errno::EADDRNOTAVAIL) => {
+                link = netdev::cycle(&mut ctx.netlink, &link)?;
+                log.debug(&format!(
+                    "{e}; netdev cycled to take the PF's MAC: it has {}",
+                    show_mac(link.mac)
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let (mut in_pod, link) = netdev::move_to_pod(&mut ctx.netlink, &link, pod, &env.ifname, log)?;
-    // Other VFs get the MAC on the netdev, before coming up or, if they
-    // do not keep it, after.
-    if let Some(mac) = mac.filter(|m| link.mac != Some(*m)) {
-        in_pod.set_link_mac(&link, mac)?;
-    }
     if let Some(mtu) = conf.mtu {
         in_pod.set_link_mtu(&link, mtu)?;
     }

@@ -142,10 +142,10 @@ fn restore_vf(
         }
     }
     let link = home.as_ref().map(|(link, _)| link);
-    if let Err(e) = restore_macs(ctx, record, link) {
+    if let Err(e) = restore_netdev_mac(ctx, record, link) {
         failures.push(e);
     }
-    if let Some((link, original)) = home {
+    if let Some((link, original)) = &home {
         let link = match ctx.netlink.link(&link.name) {
             Ok(link) => link,
             Err(e) => return failures.push(e.into()),
@@ -155,9 +155,15 @@ fn restore_vf(
         }
         ctx.log.debug("netdev restored");
     }
+    // Last: igbvf registers its MAC with the PF again on an MTU change
+    // while down, which would overwrite the view restored before it.
+    let link = home.and_then(|(link, _)| ctx.netlink.link(&link.name).ok());
+    if let Err(e) = restore_pf_mac(ctx, record, link.as_ref()) {
+        failures.push(e);
+    }
 }
 
-/// The PF-side settings ADD changed, but the MAC (see [`restore_macs`]):
+/// The PF-side settings ADD changed, but the MAC (see [`restore_netdev_mac`]):
 /// only what differs now, since an ADD that failed half-way applied only
 /// some, and a driver refuses even a no-op of a setting it does not support.
 fn restore_pf_side(ctx: &mut Ctx, record: &Record) -> Result<()> {
@@ -184,7 +190,8 @@ fn restore_pf_side(ctx: &mut Ctx, record: &Record) -> Result<()> {
     Error::all(failures).map_or(Ok(()), Err)
 }
 
-/// The netdev's MAC and the PF's view of it, as they were before ADD.
+/// The netdev's own MAC, as it was before ADD; the PF's view of it comes
+/// back after the rest of the netdev, in [`restore_pf_mac`].
 ///
 /// igb (like ixgbe and i40e) lets a VF change its own MAC only while the PF
 /// holds no administrative MAC for it, and setting one from the PF is
@@ -193,14 +200,14 @@ fn restore_pf_side(ctx: &mut Ctx, record: &Record) -> Result<()> {
 /// (`00:00:00:00:00:00` lifts the lock), give the netdev its MAC (the VF
 /// registers it with the PF), then set the PF's view to what it was. If the
 /// VF is still refused, the PF assigns the MAC and the VF takes it on close.
-fn restore_macs(ctx: &mut Ctx, record: &Record, link: Option<&Link>) -> Result<()> {
+fn restore_netdev_mac(ctx: &mut Ctx, record: &Record, link: Option<&Link>) -> Result<()> {
     let netdev_mac: Option<MacAddress> = record
         .netdev
         .as_ref()
         .and_then(|n| n.mac.as_deref())
         .and_then(|m| m.parse().ok());
     let (pf, index) = (record.pf.as_str(), record.vf_index);
-    let Some(pf_side) = &record.pf_side else {
+    if record.pf_side.is_none() {
         // No PF view (the PF does not report the VF): only the netdev.
         if let (Some(link), Some(mac)) = (link, netdev_mac) {
             if link.mac != Some(mac) {
@@ -208,8 +215,7 @@ fn restore_macs(ctx: &mut Ctx, record: &Record, link: Option<&Link>) -> Result<(
             }
         }
         return Ok(());
-    };
-    let original = pf_side.to_state(index)?;
+    }
     let stale = link
         .zip(netdev_mac)
         .filter(|(link, mac)| link.mac != Some(*mac));
@@ -240,6 +246,16 @@ fn restore_macs(ctx: &mut Ctx, record: &Record, link: Option<&Link>) -> Result<(
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
+}
+
+/// The PF's view of the VF's MAC, as it was before ADD.
+fn restore_pf_mac(ctx: &mut Ctx, record: &Record, link: Option<&Link>) -> Result<()> {
+    let Some(pf_side) = &record.pf_side else {
+        return Ok(());
+    };
+    let (pf, index) = (record.pf.as_str(), record.vf_index);
+    let original = pf_side.to_state(index)?;
     if ctx.netlink.vf_state(pf, index)?.mac == original.mac {
         return Ok(());
     }
