@@ -146,6 +146,43 @@ pub fn strip_in_pod(in_pod: &mut Netlink, vf: &Link, log: &Log) -> Result<Link> 
     Ok(in_pod.link(&vf.name)?)
 }
 
+/// Whether release can reach the VF's netdev (in the pod or the host) or
+/// the VF has none: a cheap look, before IPAM's DEL is started, so that a
+/// VF out of reach keeps its lease while the rest of a reachable one's
+/// teardown overlaps IPAM.
+pub fn reachable(vf: &VirtualFunction, record: &Record, host_netdevs: &[String]) -> Result<()> {
+    if record.userspace || record.netdev.is_none() || !host_netdevs.is_empty() {
+        return Ok(());
+    }
+    if vf.netdev.is_none() && (vf.driver.is_none() || vf.is_userspace()) {
+        return Ok(());
+    }
+    if let Some(pod) = Netns::open(&record.netns).ok().filter(|p| !p.is_current()) {
+        let pci = vf.address.to_string();
+        let transit = transit_name(vf.address);
+        let in_pod = Netlink::open_in(&pod)?.links()?.into_iter().any(|l| {
+            l.parent_device.as_deref() == Some(pci.as_str())
+                || l.name == transit
+                || l.name == record.ifname
+        });
+        if in_pod {
+            return Ok(());
+        }
+    }
+    Err(out_of_reach(vf, record))
+}
+
+fn out_of_reach(vf: &VirtualFunction, record: &Record) -> Error {
+    Error::Host(format!(
+        "VF {} (driver {}) is neither in the pod ({}) as {} nor in the host: \
+         it was moved to another namespace; the record stays, and the next DEL brings it back",
+        vf.address,
+        vf.driver.as_deref().unwrap_or("none"),
+        record.netns,
+        record.ifname
+    ))
+}
+
 /// Where release found the VF's netdev.
 pub enum Home {
     /// In the host namespace, down.
@@ -230,11 +267,7 @@ pub fn bring_home(
         ));
         return Ok(Home::NoNetdev);
     }
-    Err(Error::Host(format!(
-        "VF {device} (driver {}) is neither in the pod ({netns}) as {pod_ifname} nor in the host: \
-         it was moved to another namespace; the record stays, and the next DEL brings it back",
-        vf.driver.as_deref().unwrap_or("none")
-    )))
+    Err(out_of_reach(vf, record))
 }
 
 /// Gives a VF netdev in the host its original name, MTU, altnames (and no

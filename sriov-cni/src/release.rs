@@ -36,8 +36,8 @@ pub fn release(
         "{} of container {} ({})",
         record.device_id, record.container_id, record.ifname
     );
-    // First the netdev home: while it is elsewhere nothing is released,
-    // not even the lease (its address may still be on the VF).
+    // While the netdev is out of reach nothing is released, not even the
+    // lease (its address may still be on the VF).
     let vf = match record.device_id.parse::<PciAddress>() {
         Err(_) => Err(Error::Decode(format!(
             "state file: {:?} is not a PCI address",
@@ -49,9 +49,10 @@ pub fn release(
             ));
             Ok(None)
         }
-        Ok(device) => ctx
-            .virtual_function(device)
-            .and_then(|vf| Ok(Some((bring_home(ctx, record, &vf)?, vf)))),
+        Ok(device) => ctx.virtual_function(device).and_then(|vf| {
+            let netdevs = ctx.host.sysfs.netdev_names(device).unwrap_or_default();
+            netdev::reachable(&vf, record, &netdevs).map(|()| Some(vf))
+        }),
     };
     let vf = vf.inspect_err(|e| {
         ctx.log.error(&format!("release {what}: {e}"));
@@ -84,8 +85,11 @@ pub fn release(
             None
         }
     };
-    if let Some((home, vf)) = vf {
-        restore_vf(ctx, record, &vf, home, &mut device_failures);
+    if let Some(vf) = vf {
+        match bring_home(ctx, record, &vf) {
+            Ok(home) => restore_vf(ctx, record, &vf, home, &mut device_failures),
+            Err(e) => device_failures.push(e),
+        }
     }
     if let Some(Err(e)) = running.map(ipam::Running::finish) {
         ipam_failures.push(e);
