@@ -52,6 +52,17 @@ cni() {
         CNI_PATH=/usr/lib/cni sriov
 }
 
+# ADD of net1 with the config in file $1, killed with SIGKILL after $4
+# seconds: killed_add FILE CONTAINER NETNS-NAME DELAY
+killed_add() {
+    CNI_COMMAND=ADD CNI_CONTAINERID=$2 CNI_NETNS=/var/run/netns/$3 CNI_IFNAME=net1 \
+        CNI_PATH=/usr/lib/cni sriov <"$1" >/dev/null 2>&1 &
+    adder=$!
+    sleep "$4"
+    kill -9 "$adder" 2>/dev/null || true
+    wait "$adder" 2>/dev/null || true
+}
+
 # A network config for VF $1 with extra fields $2 (a JSON fragment
 # starting with a comma, or empty) and host-local in subnet $3.
 netconf() {

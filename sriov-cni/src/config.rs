@@ -430,6 +430,14 @@ mod tests {
             ),
             (r#"{"mtu":10}"#, "mtu: 10 is not in 68-65535"),
             (
+                r#"{"resetOnRelease":"yes"}"#,
+                r#"resetOnRelease: "yes" is not true or false"#,
+            ),
+            (
+                r#"{"cni.dev/attachments":{}}"#,
+                "cni.dev/attachments: {} is not a list",
+            ),
+            (
                 r#"{"logLevel":"loud"}"#,
                 r#"logLevel: "loud" is not panic, error, warning, info or debug"#,
             ),

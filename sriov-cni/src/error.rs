@@ -64,7 +64,7 @@ impl Error {
     }
 
     /// All of `failures` as one error, or None if there were none.
-    pub fn all(mut failures: Vec<Error>) -> Option<Error> {
+    fn all(mut failures: Vec<Error>) -> Option<Error> {
         match failures.len() {
             0 => None,
             1 => failures.pop(),
@@ -80,6 +80,36 @@ impl Error {
                 ),
             }),
         }
+    }
+}
+
+/// The failures of a teardown, which goes on after each one.
+#[derive(Default)]
+pub struct Failures(Vec<Error>);
+
+impl Failures {
+    /// Keeps the step's failure, if it failed.
+    pub fn note<E: Into<Error>>(&mut self, step: std::result::Result<(), E>) {
+        if let Err(e) = step {
+            self.0.push(e.into());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Error> {
+        self.0.iter()
+    }
+
+    pub fn extend(&mut self, other: Failures) {
+        self.0.extend(other.0);
+    }
+
+    /// Ok if nothing failed, else every failure as one error.
+    pub fn into_result(self) -> Result<()> {
+        Error::all(self.0).map_or(Ok(()), Err)
     }
 }
 

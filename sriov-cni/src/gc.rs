@@ -2,9 +2,10 @@
 //! longer knows.
 
 use crate::context::Ctx;
+use crate::error::Failures;
 use crate::release::{release, Lease};
 use crate::state::Store;
-use crate::{Error, Result};
+use crate::Result;
 
 pub fn gc(ctx: &mut Ctx) -> Result<()> {
     // Without the list, the runtime said nothing of what is valid: an
@@ -16,7 +17,7 @@ pub fn gc(ctx: &mut Ctx) -> Result<()> {
     };
     let store = Store::new(&ctx.host.state_dir);
     let network = ctx.conf.name.clone();
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for record in store.all()? {
         let listed = valid.iter().any(|(id, ifname)| record.is_for(id, ifname));
         if listed || record.network_name() != network {
@@ -37,9 +38,7 @@ pub fn gc(ctx: &mut Ctx) -> Result<()> {
             "GC: releasing {} of container {} ({}) in network {network}",
             record.device_id, record.container_id, record.ifname
         ));
-        if let Err(e) = release(ctx, &store, &record, "", Lease::Release) {
-            failures.push(e);
-        }
+        failures.note(release(ctx, &store, &record, "", Lease::Release));
     }
-    Error::all(failures).map_or(Ok(()), Err)
+    failures.into_result()
 }

@@ -3,6 +3,7 @@
 
 use sriovnet::{Errno, Link, MacAddress, Netlink, Netns, PciAddress, VirtualFunction};
 
+use crate::error::Failures;
 use crate::log::Log;
 use crate::state::{NetdevState, Record};
 use crate::{Error, Result};
@@ -146,30 +147,87 @@ pub fn strip_in_pod(in_pod: &mut Netlink, vf: &Link, log: &Log) -> Result<Link> 
     Ok(in_pod.link(&vf.name)?)
 }
 
-/// Whether release can reach the VF's netdev (in the pod or the host) or
-/// the VF has none: a cheap look, before IPAM's DEL is started, so that a
-/// VF out of reach keeps its lease while the rest of a reachable one's
-/// teardown overlaps IPAM.
-pub fn reachable(vf: &VirtualFunction, record: &Record, host_netdevs: &[String]) -> Result<()> {
-    if record.userspace || record.netdev.is_none() || !host_netdevs.is_empty() {
-        return Ok(());
-    }
-    if vf.netdev.is_none() && (vf.driver.is_none() || vf.is_userspace()) {
-        return Ok(());
-    }
+/// Where the VF's netdev is at release, found before anything changes, so
+/// that a VF out of reach keeps even its lease.
+pub enum Found {
+    /// In the pod, with a socket in the pod's namespace.
+    InPod(Netlink, Link),
+    /// In the host namespace (the pod's namespace was deleted, or an
+    /// earlier DEL brought it home).
+    InHost(Link),
+    /// The VF has no netdev now (unbound, or on a userspace driver).
+    NoNetdev,
+}
+
+/// Finds the VF's netdev for release: in the pod (by parent device,
+/// transit name, or name and MAC), else in the host (by the names sysfs
+/// gives it, its original, pod or transit name). Fails while the VF has a
+/// netdev driver but its netdev is in neither: a pod moved it on to a third
+/// namespace, and nothing may be released until it is back.
+pub fn locate(
+    netlink: &mut Netlink,
+    vf: &VirtualFunction,
+    record: &Record,
+    original: &NetdevState,
+    host_netdevs: &[String],
+) -> Result<Found> {
+    let macs = record_macs(record, original);
     if let Some(pod) = Netns::open(&record.netns).ok().filter(|p| !p.is_current()) {
-        let pci = vf.address.to_string();
-        let transit = transit_name(vf.address);
-        let in_pod = Netlink::open_in(&pod)?.links()?.into_iter().any(|l| {
-            l.parent_device.as_deref() == Some(pci.as_str())
-                || l.name == transit
-                || l.name == record.ifname
-        });
-        if in_pod {
-            return Ok(());
+        let mut in_pod = Netlink::open_in(&pod)?;
+        let names = [record.ifname.as_str(), original.name.as_str()];
+        if let Some(link) = find(&mut in_pod, vf.address, &names, &macs)? {
+            return Ok(Found::InPod(in_pod, link));
         }
     }
+    if let Some(link) = find_in_host(netlink, vf, record, original, host_netdevs)? {
+        return Ok(Found::InHost(link));
+    }
+    if vf.netdev.is_none() && (vf.driver.is_none() || vf.is_userspace()) {
+        return Ok(Found::NoNetdev);
+    }
     Err(out_of_reach(vf, record))
+}
+
+/// The MACs the VF's netdev can have: the pod's, or its own.
+fn record_macs(record: &Record, original: &NetdevState) -> Vec<MacAddress> {
+    [record.pod_mac.as_deref(), original.mac.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.parse().ok())
+        .collect()
+}
+
+/// The VF's netdev in the host namespace: under a name sysfs gives it, its
+/// original name, the pod's name, or its transit name.
+fn find_in_host(
+    netlink: &mut Netlink,
+    vf: &VirtualFunction,
+    record: &Record,
+    original: &NetdevState,
+    known: &[String],
+) -> Result<Option<Link>> {
+    let macs = record_macs(record, original);
+    let device = vf.address.to_string();
+    let others = [
+        original.name.clone(),
+        record.ifname.clone(),
+        transit_name(vf.address),
+    ];
+    for name in known.iter().chain(&others) {
+        let link = match netlink.link(name) {
+            Ok(link) => link,
+            Err(sriovnet::Error::NoSuchLink(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let ours = match link.parent_device.as_deref() {
+            Some(parent) => parent == device,
+            None => known.contains(name) || link.mac.is_some_and(|m| macs.contains(&m)),
+        };
+        if ours {
+            return Ok(Some(link));
+        }
+    }
+    Ok(None)
 }
 
 fn out_of_reach(vf: &VirtualFunction, record: &Record) -> Error {
@@ -183,36 +241,28 @@ fn out_of_reach(vf: &VirtualFunction, record: &Record) -> Error {
     ))
 }
 
-/// Where release found the VF's netdev.
-pub enum Home {
-    /// In the host namespace, down.
-    Link(Link),
-    /// The VF has no netdev now (unbound, or on a userspace driver).
-    NoNetdev,
-}
-
-/// Brings the VF netdev back to the host namespace, down, stripped of what
-/// the pod added. It may be in the pod, or already in the host under a
-/// kernel-given name when the pod's namespace was deleted first. Fails,
-/// rather than report success, while the VF has a netdev that is in neither
-/// (a pod moved it on to a third namespace): the record stays for the next
-/// DEL.
+/// Brings the VF netdev `locate` found back to the host namespace, down,
+/// stripped of what the pod added, and returns it there.
 pub fn bring_home(
     netlink: &mut Netlink,
+    found: Found,
     vf: &VirtualFunction,
     record: &Record,
     original: &NetdevState,
     host_netdevs: impl Fn() -> Vec<String>,
     log: &Log,
-) -> Result<Home> {
+) -> Result<Option<Link>> {
     let device = vf.address;
-    let (pod_ifname, netns) = (record.ifname.as_str(), record.netns.as_str());
-    let pod_mac: Option<MacAddress> = record.pod_mac.as_deref().and_then(|m| m.parse().ok());
-    let original_mac: Option<MacAddress> = original.mac.as_deref().and_then(|m| m.parse().ok());
-    let macs: Vec<MacAddress> = pod_mac.into_iter().chain(original_mac).collect();
-    if let Some(pod) = Netns::open(netns).ok().filter(|p| !p.is_current()) {
-        let mut in_pod = Netlink::open_in(&pod)?;
-        if let Some(link) = find(&mut in_pod, device, &[pod_ifname, &original.name], &macs)? {
+    let link = match found {
+        Found::NoNetdev => {
+            log.warning(&format!(
+                "VF {device} has no netdev now (driver {}); nothing to bring back",
+                vf.driver.as_deref().unwrap_or("none")
+            ));
+            return Ok(None);
+        }
+        Found::InHost(link) => link,
+        Found::InPod(mut in_pod, link) => {
             let link = strip_in_pod(&mut in_pod, &link, log)?;
             let home = Netns::current()?;
             if let Err(e) = in_pod.move_link_to_netns(&link, &home, &original.name) {
@@ -223,109 +273,71 @@ pub fn bring_home(
                 // the move left it in the pod; bring it under its transit
                 // name, which nothing else has.
                 log.warning(&format!(
-                    "{}: {} is taken in the host; bringing {device} home as {}",
-                    e,
+                    "{e}: {} is taken in the host; bringing {device} home as {}",
                     original.name,
                     transit_name(device)
                 ));
+                let macs = record_macs(record, original);
                 if let Some(link) = find(&mut in_pod, device, &[&link.name], &macs)? {
                     in_pod.move_link_to_netns(&link, &home, &transit_name(device))?;
                 }
             }
+            find_in_host(netlink, vf, record, original, &host_netdevs())?
+                .ok_or_else(|| out_of_reach(vf, record))?
         }
+    };
+    if link.up {
+        netlink.set_link_down(&link)?;
+        return Ok(Some(netlink.link(&link.name)?));
     }
-    // In the host now: under its original name, the name the kernel gave
-    // it when the namespace went away (sysfs knows it), the pod's name, or
-    // the transit name.
-    let known = host_netdevs();
-    let others = [
-        original.name.clone(),
-        pod_ifname.to_string(),
-        transit_name(device),
-    ];
-    for name in known.iter().chain(&others) {
-        let link = match netlink.link(name) {
-            Ok(link) => link,
-            Err(sriovnet::Error::NoSuchLink(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let ours = match link.parent_device.as_deref() {
-            Some(parent) => parent == device.to_string(),
-            None => known.contains(name) || link.mac.is_some_and(|m| macs.contains(&m)),
-        };
-        if ours {
-            if link.up {
-                netlink.set_link_down(&link)?;
-            }
-            return Ok(Home::Link(netlink.link(&link.name)?));
-        }
-    }
-    if vf.netdev.is_none() && (vf.driver.is_none() || vf.is_userspace()) {
-        log.warning(&format!(
-            "VF {device} has no netdev now (driver {}); nothing to bring back",
-            vf.driver.as_deref().unwrap_or("none")
-        ));
-        return Ok(Home::NoNetdev);
-    }
-    Err(out_of_reach(vf, record))
+    Ok(Some(link))
 }
 
 /// Gives a VF netdev in the host its original name, MTU, altnames (and no
-/// others), modes and admin state. Its MAC is restored before, with the PF.
+/// others), modes and admin state; `link` follows the rename. Its MAC is
+/// restored before, with the PF.
 pub fn restore(
     netlink: &mut Netlink,
-    mut link: Link,
+    link: &mut Link,
     original: &NetdevState,
     log: &Log,
 ) -> Result<()> {
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     if link.name != original.name {
-        match netlink.rename_link(&link, &original.name) {
+        match netlink.rename_link(link, &original.name) {
             Ok(()) => link.name = original.name.clone(),
             Err(e) if e.errno() == Some(Errno::EEXIST) => log.warning(&format!(
                 "{} is taken in the host; the VF stays {}",
                 original.name, link.name
             )),
-            Err(e) => failures.push(e.into()),
+            Err(e) => failures.note(Err(e)),
         }
     }
     if link.mtu != original.mtu {
-        if let Err(e) = netlink.set_link_mtu(&link, original.mtu) {
-            failures.push(e.into());
-        }
+        failures.note(netlink.set_link_mtu(link, original.mtu));
     }
     for altname in link
         .altnames
         .iter()
         .filter(|a| !original.altnames.contains(a))
     {
-        if let Err(e) = netlink.delete_altname(&link, altname) {
-            failures.push(e.into());
-        }
+        failures.note(netlink.delete_altname(link, altname));
     }
     for altname in original
         .altnames
         .iter()
         .filter(|a| !link.altnames.contains(a))
     {
-        if let Err(e) = netlink.add_altname(&link, altname) {
-            failures.push(e.into());
-        }
+        failures.note(netlink.add_altname(link, altname));
     }
     if link.promisc != original.promisc {
-        if let Err(e) = netlink.set_link_promisc(&link, original.promisc) {
-            failures.push(e.into());
-        }
+        failures.note(netlink.set_link_promisc(link, original.promisc));
     }
     if link.allmulti != original.allmulti {
-        if let Err(e) = netlink.set_link_allmulti(&link, original.allmulti) {
-            failures.push(e.into());
-        }
+        failures.note(netlink.set_link_allmulti(link, original.allmulti));
     }
     if original.up {
-        if let Err(e) = netlink.set_link_up(&link) {
-            failures.push(e.into());
-        }
+        failures.note(netlink.set_link_up(link));
     }
-    Error::all(failures).map_or(Ok(()), Err)
+    failures.into_result()
 }

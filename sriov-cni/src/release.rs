@@ -12,14 +12,15 @@ use std::time::Instant;
 use sriovnet::{Errno, Link, MacAddress, PciAddress, VfSetting, VirtualFunction};
 
 use crate::context::Ctx;
-use crate::netdev::{self, Home};
-use crate::state::{NetdevState, Record, Store};
+use crate::error::Failures;
+use crate::netdev::{self, Found};
+use crate::state::{Record, Store};
 use crate::{ipam, vf_config};
 use crate::{Error, Result};
 
 /// Whether release asks the IPAM plugin to let the lease go. A rollback
 /// whose IPAM ADD never started has no lease to release.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub enum Lease {
     Release,
     NeverTaken,
@@ -36,33 +37,18 @@ pub fn release(
         "{} of container {} ({})",
         record.device_id, record.container_id, record.ifname
     );
-    // While the netdev is out of reach nothing is released, not even the
-    // lease (its address may still be on the VF).
-    let vf = match record.device_id.parse::<PciAddress>() {
-        Err(_) => Err(Error::Decode(format!(
-            "state file: {:?} is not a PCI address",
-            record.device_id
-        ))),
-        Ok(device) if !ctx.host.sysfs.pci_device(device).exists() => {
-            ctx.log.info(&format!(
-                "{device} is gone from the host; nothing to restore"
-            ));
-            Ok(None)
-        }
-        Ok(device) => ctx.virtual_function(device).and_then(|vf| {
-            let netdevs = ctx.host.sysfs.netdev_names(device).unwrap_or_default();
-            netdev::reachable(&vf, record, &netdevs).map(|()| Some(vf))
-        }),
-    };
-    let vf = vf.inspect_err(|e| {
+    // Where the VF is, before anything changes: while its netdev is out of
+    // reach nothing is released, not even the lease (its address may still
+    // be on the VF).
+    let located = locate(ctx, record).inspect_err(|e| {
         ctx.log.error(&format!("release {what}: {e}"));
         ctx.log.warning(&format!(
             "nothing of {what} is released: the next DEL finishes the job"
         ));
     })?;
 
-    let mut device_failures = Vec::new();
-    let mut ipam_failures = Vec::new();
+    let mut device_failures = Failures::default();
+    let mut ipam_failures = Failures::default();
     // IPAM's DEL runs in its own process while the VF is put back.
     let plugin = match lease {
         Lease::Release => record.ipam_plugin(),
@@ -81,23 +67,23 @@ pub fn release(
     let running = match call.as_ref().map(ipam::start).transpose() {
         Ok(running) => running,
         Err(e) => {
-            ipam_failures.push(e);
+            ipam_failures.note(Err(e));
             None
         }
     };
-    if let Some(vf) = vf {
-        match bring_home(ctx, record, &vf) {
+    if let Some((vf, found)) = located {
+        match bring_home(ctx, record, &vf, found) {
             Ok(home) => restore_vf(ctx, record, &vf, home, &mut device_failures),
-            Err(e) => device_failures.push(e),
+            Err(e) => device_failures.note(Err(e)),
         }
     }
-    if let Some(Err(e)) = running.map(ipam::Running::finish) {
-        ipam_failures.push(e);
+    if let Some(running) = running {
+        ipam_failures.note(running.finish().map(drop));
     }
     if let Some(path) = &record.device_info_file {
         let _ = std::fs::remove_file(path);
     }
-    for e in device_failures.iter().chain(&ipam_failures) {
+    for e in device_failures.iter().chain(ipam_failures.iter()) {
         ctx.log.error(&format!("release {what}: {e}"));
     }
     if device_failures.is_empty() {
@@ -108,63 +94,101 @@ pub fn release(
             "the record of {what} stays: the next DEL finishes the job"
         ));
     }
-    Error::all(device_failures.into_iter().chain(ipam_failures).collect()).map_or(Ok(()), Err)
+    device_failures.extend(ipam_failures);
+    device_failures.into_result()
+}
+
+/// The recorded VF and where its netdev is; None if its PCI device is gone.
+fn locate(ctx: &mut Ctx, record: &Record) -> Result<Option<(VirtualFunction, Option<Found>)>> {
+    let device: PciAddress = record.device_id.parse().map_err(|_| {
+        Error::Decode(format!(
+            "state file: {:?} is not a PCI address",
+            record.device_id
+        ))
+    })?;
+    if !ctx.host.sysfs.pci_device(device).exists() {
+        ctx.log.info(&format!(
+            "{device} is gone from the host; nothing to restore"
+        ));
+        return Ok(None);
+    }
+    let vf = ctx.virtual_function(device)?;
+    let found = match (record.userspace, &record.netdev) {
+        (false, Some(original)) => {
+            let netdevs = ctx.host.sysfs.netdev_names(device).unwrap_or_default();
+            Some(netdev::locate(
+                &mut ctx.netlink,
+                &vf,
+                record,
+                original,
+                &netdevs,
+            )?)
+        }
+        _ => None,
+    };
+    Ok(Some((vf, found)))
 }
 
 /// The VF's netdev in the host, down, if it has one and had one.
-fn bring_home(ctx: &mut Ctx, record: &Record, vf: &VirtualFunction) -> Result<Option<Link>> {
-    let (false, Some(original)) = (record.userspace, &record.netdev) else {
+fn bring_home(
+    ctx: &mut Ctx,
+    record: &Record,
+    vf: &VirtualFunction,
+    found: Option<Found>,
+) -> Result<Option<Link>> {
+    let (Some(found), Some(original)) = (found, &record.netdev) else {
         return Ok(None);
     };
     let sysfs = &ctx.host.sysfs;
     let netdevs = || sysfs.netdev_names(vf.address).unwrap_or_default();
-    let home = netdev::bring_home(&mut ctx.netlink, vf, record, original, netdevs, ctx.log)?;
+    let link = netdev::bring_home(
+        &mut ctx.netlink,
+        found,
+        vf,
+        record,
+        original,
+        netdevs,
+        ctx.log,
+    )?;
     ctx.log.debug("netdev in the host");
-    Ok(match home {
-        Home::Link(link) => Some(link),
-        Home::NoNetdev => None,
-    })
+    Ok(link)
 }
 
 /// The VF as the record says it was, its netdev home: PF side, an
-/// optional reset, MACs, then the netdev's own settings.
+/// optional reset, the netdev's MAC, the rest of the netdev, then the PF's
+/// view of the MAC.
 fn restore_vf(
     ctx: &mut Ctx,
     record: &Record,
     vf: &VirtualFunction,
     home: Option<Link>,
-    failures: &mut Vec<Error>,
+    failures: &mut Failures,
 ) {
-    let home: Option<(Link, &NetdevState)> = home.zip(record.netdev.as_ref());
-    if let Err(e) = restore_pf_side(ctx, record) {
-        failures.push(e);
-    }
+    failures.note(restore_pf_side(ctx, record));
     ctx.log.debug("PF side restored");
     if record.reset_on_release {
-        if let Err(e) = reset(ctx, vf.address) {
-            failures.push(e);
-        }
+        failures.note(reset(ctx, vf.address));
     }
-    let link = home.as_ref().map(|(link, _)| link);
-    if let Err(e) = restore_netdev_mac(ctx, record, link) {
-        failures.push(e);
-    }
-    if let Some((link, original)) = &home {
-        let link = match ctx.netlink.link(&link.name) {
-            Ok(link) => link,
-            Err(e) => return failures.push(e.into()),
-        };
-        if let Err(e) = netdev::restore(&mut ctx.netlink, link, original, ctx.log) {
-            failures.push(e);
+    failures.note(restore_netdev_mac(ctx, record, home.as_ref()));
+    let mut link = None;
+    if let (Some(home), Some(original)) = (home, &record.netdev) {
+        match ctx.netlink.link(&home.name) {
+            Ok(mut current) => {
+                failures.note(netdev::restore(
+                    &mut ctx.netlink,
+                    &mut current,
+                    original,
+                    ctx.log,
+                ));
+                ctx.log.debug("netdev restored");
+                link = ctx.netlink.link(&current.name).ok();
+            }
+            Err(e) => failures.note(Err(e)),
         }
-        ctx.log.debug("netdev restored");
     }
     // Last: igbvf registers its MAC with the PF again on an MTU change
     // while down, which would overwrite the view restored before it.
-    let link = home.and_then(|(link, _)| ctx.netlink.link(&link.name).ok());
-    if let Err(e) = restore_pf_mac(ctx, record, link.as_ref()) {
-        failures.push(e);
-    }
+    failures.note(restore_pf_mac(ctx, record, link.as_ref()));
 }
 
 /// The PF-side settings ADD changed, but the MAC (see [`restore_netdev_mac`]):
@@ -176,7 +200,7 @@ fn restore_pf_side(ctx: &mut Ctx, record: &Record) -> Result<()> {
     };
     let original = pf_side.to_state(record.vf_index)?;
     let current = ctx.netlink.vf_state(&record.pf, record.vf_index).ok();
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for name in record.changed.iter().filter(|n| *n != "mac") {
         let Some(setting) = vf_config::original(name, &original) else {
             continue;
@@ -187,11 +211,10 @@ fn restore_pf_side(ctx: &mut Ctx, record: &Record) -> Result<()> {
         {
             continue;
         }
-        if let Err(e) = ctx.netlink.set_vf(&record.pf, record.vf_index, setting) {
-            failures.push(Error::VfSetting(format!("restore: {e}")));
-        }
+        let restored = ctx.netlink.set_vf(&record.pf, record.vf_index, setting);
+        failures.note(restored.map_err(|e| Error::VfSetting(format!("restore: {e}"))));
     }
-    Error::all(failures).map_or(Ok(()), Err)
+    failures.into_result()
 }
 
 /// The netdev's own MAC, as it was before ADD; the PF's view of it comes

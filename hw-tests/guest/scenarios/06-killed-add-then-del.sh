@@ -10,12 +10,7 @@ config=$(netconf "$vf" ',"vlan":500,"mac":"02:00:00:00:06:06","spoofchk":"off","
 for delay in 0 0.02 0.04 0.06 0.08 0.1 0.15; do
     ip netns add podk
     echo "$config" >/tmp/k.json
-    CNI_COMMAND=ADD CNI_CONTAINERID=ck CNI_NETNS=/var/run/netns/podk CNI_IFNAME=net1 \
-        CNI_PATH=/usr/lib/cni sriov </tmp/k.json >/dev/null 2>&1 &
-    adder=$!
-    sleep "$delay"
-    kill -9 "$adder" 2>/dev/null || true
-    wait "$adder" 2>/dev/null || true
+    killed_add /tmp/k.json ck podk "$delay"
     out=$(echo "$config" | cni DEL ck podk net1) || fail "DEL after a kill at ${delay}s: $out"
     [ "$(vf_line "$pfdev" 5)" = "$before_pf" ] || fail "kill at ${delay}s: PF side $(vf_line "$pfdev" 5), was $before_pf"
     [ "$(link_summary "$vfdev" 2>&1)" = "$before_link" ] || fail "kill at ${delay}s: netdev $(link_summary "$vfdev" 2>&1), was $before_link"

@@ -70,12 +70,7 @@ for view in zero own; do
     echo "$config" >/tmp/k.json
     for delay in 0.03 0.08; do
         ip netns add mk
-        CNI_COMMAND=ADD CNI_CONTAINERID=mk CNI_NETNS=/var/run/netns/mk CNI_IFNAME=net1 \
-            CNI_PATH=/usr/lib/cni sriov </tmp/k.json >/dev/null 2>&1 &
-        adder=$!
-        sleep "$delay"
-        kill -9 "$adder" 2>/dev/null || true
-        wait "$adder" 2>/dev/null || true
+        killed_add /tmp/k.json mk mk "$delay"
         out=$(echo "$config" | cni DEL mk mk net1) || fail "$view: DEL after a kill at ${delay}s: $out"
         same "$view: kill at ${delay}s"
         ip netns del mk
