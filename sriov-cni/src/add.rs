@@ -4,10 +4,10 @@
 use serde_json::Value;
 use sriovnet::{Errno, Netns, VfSetting, VirtualFunction};
 
+use crate::cni::result::{CniResult, Interface};
 use crate::config::NetConf;
 use crate::context::Ctx;
 use crate::release::{release, show_mac, Lease};
-use crate::result::{CniResult, Interface};
 use crate::state::{NetdevState, PfSide, Record, Store};
 use crate::{ipam, netdev, vf_config};
 use crate::{Error, Result};

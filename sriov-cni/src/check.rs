@@ -2,10 +2,10 @@
 
 use sriovnet::{Netlink, Netns, Route};
 
+use crate::cni::result::CniResult;
 use crate::context::Ctx;
 use crate::netdev;
 use crate::release::show_mac;
-use crate::result::CniResult;
 use crate::state::Store;
 use crate::vf_config;
 use crate::{Error, Result};

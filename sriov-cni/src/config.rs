@@ -6,13 +6,12 @@
 //! in Go. Each field is checked on its own and an error names it with its
 //! value.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
 use sriovnet::{IpNetwork, MacAddress, PciAddress, VfLinkState, VlanProto};
 
-use crate::env::CniArgs;
+use crate::cni::{bad, CniArgs, Fields};
 use crate::log::Level;
 use crate::{Error, Result};
 
@@ -45,92 +44,6 @@ pub struct NetConf {
     /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`):
     /// (containerID, ifname) pairs. None when the runtime sent neither.
     pub valid_attachments: Option<Vec<(String, String)>>,
-}
-
-/// An object's fields by lower-cased key; `null` counts as absent.
-struct Fields<'a> {
-    map: HashMap<String, &'a Value>,
-    prefix: &'static str,
-}
-
-fn bad(name: String, value: &Value, what: &str) -> Error {
-    Error::Config(format!("{name}: {value} {what}"))
-}
-
-impl<'a> Fields<'a> {
-    fn new(value: &'a Value, prefix: &'static str) -> Result<Self> {
-        let object = value.as_object().ok_or_else(|| {
-            Error::Decode(format!(
-                "{}: {value} is not a JSON object",
-                prefix.trim_end_matches('.')
-            ))
-        })?;
-        let map = object
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        Ok(Fields { map, prefix })
-    }
-
-    fn name(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(&key.to_ascii_lowercase()).copied()
-    }
-
-    fn string(&self, key: &str) -> Result<Option<&'a str>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(bad(self.name(key), v, "is not a string")),
-        }
-    }
-
-    /// An integer field within `range`, e.g. `vlan: 5000 is not in 0-4094`.
-    fn integer(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => match v.as_i64() {
-                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                Some(_) => Err(bad(self.name(key), v, &format!("is not in {min}-{max}"))),
-                None => Err(bad(self.name(key), v, "is not an integer")),
-            },
-        }
-    }
-
-    /// A string field parsed by `parse`, e.g. `mac: "zz" is not a MAC address`.
-    fn parsed<T>(
-        &self,
-        key: &str,
-        what: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>> {
-        match self.string(key)? {
-            None => Ok(None),
-            Some(s) => parse(s)
-                .map(Some)
-                .ok_or_else(|| bad(self.name(key), &Value::from(s), &format!("is not {what}"))),
-        }
-    }
-
-    fn boolean(&self, key: &str) -> Result<Option<bool>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(bad(self.name(key), v, "is not true or false")),
-        }
-    }
-
-    fn on_off(&self, key: &str) -> Result<Option<bool>> {
-        self.parsed(key, "on or off", |s| match s {
-            "on" => Some(true),
-            "off" => Some(false),
-            _ => None,
-        })
-    }
 }
 
 /// `ipam.type`: a plugin's file name in CNI_PATH.

@@ -4,8 +4,8 @@
 
 use sriovnet::{Netlink, PciAddress, VirtualFunction};
 
+use crate::cni::Env;
 use crate::config::NetConf;
-use crate::env::Env;
 use crate::host::Host;
 use crate::log::Log;
 use crate::{Error, Result};

@@ -1,8 +1,8 @@
 //! GC: release this network's recorded attachments that the runtime no
 //! longer knows.
 
+use crate::cni::Failures;
 use crate::context::Ctx;
-use crate::error::Failures;
 use crate::release::{release, Lease};
 use crate::state::Store;
 use crate::Result;

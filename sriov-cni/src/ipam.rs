@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::env::Env;
+use crate::cni::Env;
 use crate::{Error, Result};
 
 /// The attachment an IPAM call is about; for GC these are a recorded

@@ -4,21 +4,18 @@
 
 mod add;
 mod check;
+mod cni;
 mod config;
 mod context;
 mod del;
-mod env;
-mod error;
 mod gc;
 mod host;
 mod ipam;
 mod log;
 mod netdev;
 mod release;
-mod result;
 mod state;
 mod status;
-mod version;
 mod vf_config;
 
 use std::io::Read;
@@ -26,10 +23,9 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
+use cni::{version, Env, Error, Result};
 use config::NetConf;
 use context::Ctx;
-use env::Env;
-use error::{Error, Result};
 use host::Host;
 use log::Log;
 

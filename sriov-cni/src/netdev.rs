@@ -3,7 +3,7 @@
 
 use sriovnet::{Errno, Link, MacAddress, Netlink, Netns, PciAddress, VirtualFunction};
 
-use crate::error::Failures;
+use crate::cni::Failures;
 use crate::log::Log;
 use crate::state::{NetdevState, Record};
 use crate::{Error, Result};

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use sriovnet::{Errno, Link, MacAddress, PciAddress, VfSetting, VirtualFunction};
 
+use crate::cni::Failures;
 use crate::context::Ctx;
-use crate::error::Failures;
 use crate::netdev::{self, Found};
 use crate::state::{Record, Store};
 use crate::{ipam, vf_config};

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::cni::Env;
 use crate::config::NetConf;
-use crate::env::Env;
 use crate::host::Host;
 use crate::{Error, Result};
 

@@ -1,6 +1,6 @@
 //! The CNI_* environment a runtime sets for each call.
 
-use crate::{Error, Result};
+use super::{Error, Result};
 use sriovnet::MacAddress;
 
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 use sriovnet::{IpNetwork, MacAddress};
 
-use crate::version;
-use crate::{Error, Result};
+use super::version;
+use super::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interface {

@@ -1,6 +1,6 @@
 //! CNI spec versions and what each allows.
 
-use crate::{Error, Result};
+use super::{Error, Result};
 
 pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 pub const LATEST: &str = "1.1.0";
