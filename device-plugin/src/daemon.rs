@@ -120,7 +120,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     if let Some(address) = options.metrics_addr {
         metrics::serve(address, daemon.metrics.subscribe()).await?;
     }
-    daemon.start_serving().await;
+    daemon.start_serving();
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let (mut linked, mut watching, mut configured) = (true, true, true);
@@ -159,7 +159,7 @@ pub async fn run(options: Options) -> Result<(), String> {
                     if event.mask.contains(EventMask::DELETE) {
                         daemon.socket_deleted(name);
                     } else if name == OsStr::new(KUBELET_SOCKET) {
-                        daemon.kubelet_restarted().await;
+                        daemon.kubelet_restarted();
                     }
                 }
                 Some(Err(e)) => eprintln!("warning: inotify: {e}"),
@@ -213,17 +213,17 @@ impl Daemon {
                 eprintln!("{}: devices or health changed", pool.resource);
             }
         }
-        self.start_serving().await;
+        self.start_serving();
     }
 
-    async fn start_serving(&mut self) {
+    fn start_serving(&mut self) {
         for pool in self.served.iter_mut() {
             if pool.is_serving() || !pool.has_devices() {
                 continue;
             }
             // Serving before registering: kubelet dials back at once.
             match pool.serve() {
-                Ok(()) => pool.register().await,
+                Ok(()) => pool.register(),
                 Err(e) => eprintln!("warning: {e}"),
             }
         }
@@ -281,7 +281,7 @@ impl Daemon {
             gone.remove();
         }
         self.publish_metrics();
-        self.start_serving().await;
+        self.start_serving();
     }
 
     /// Kubelet removed a pool's socket: serve it again. (Our own re-binding
@@ -296,15 +296,15 @@ impl Daemon {
         }
     }
 
-    async fn kubelet_restarted(&mut self) {
-        eprintln!("kubelet restarted; registering again");
+    fn kubelet_restarted(&mut self) {
+        eprintln!("kubelet.sock is new: kubelet restarted; registering again");
         for pool in self.served.iter_mut().filter(|p| p.is_serving()) {
             if !pool.socket.exists() {
                 if let Err(e) = pool.serve() {
                     eprintln!("warning: {e}");
                 }
             }
-            pool.register().await;
+            pool.register();
         }
     }
 

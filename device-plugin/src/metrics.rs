@@ -19,6 +19,8 @@ use crate::server::PoolView;
 #[derive(Debug, Default)]
 pub struct PoolCounters {
     pub registrations: AtomicU64,
+    /// Registration attempts kubelet refused or did not answer.
+    pub registration_failures: AtomicU64,
     pub allocate_calls: AtomicU64,
     pub errors: AtomicU64,
     /// Devices handed out by Allocate since start (kubelet does not say
@@ -48,7 +50,7 @@ type Series = (
 
 pub fn render(pools: &[PoolMetrics]) -> String {
     let mut out = String::new();
-    let series: [Series; 6] = [
+    let series: [Series; 7] = [
         ("sriov_dp_devices", "gauge", "Devices in the pool.", |p| {
             p.view.borrow().members.len() as u64
         }),
@@ -78,6 +80,12 @@ pub fn render(pools: &[PoolMetrics]) -> String {
             |p| p.counters.registrations.load(Ordering::Relaxed),
         ),
         (
+            "sriov_dp_registration_failures_total",
+            "counter",
+            "Registration attempts kubelet refused or did not answer (each is retried).",
+            |p| p.counters.registration_failures.load(Ordering::Relaxed),
+        ),
+        (
             "sriov_dp_allocate_calls_total",
             "counter",
             "Allocate calls.",
@@ -86,7 +94,7 @@ pub fn render(pools: &[PoolMetrics]) -> String {
         (
             "sriov_dp_errors_total",
             "counter",
-            "Failed registrations and Allocate calls.",
+            "Failed Allocate calls and plugin-watcher registrations kubelet refused.",
             |p| p.counters.errors.load(Ordering::Relaxed),
         ),
     ];

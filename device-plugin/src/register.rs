@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kubelet_api::deviceplugin::v1beta1::{
     registration_client::RegistrationClient, DevicePluginOptions, RegisterRequest, VERSION,
@@ -27,7 +28,59 @@ pub enum Registration {
     PluginWatcher(PathBuf),
 }
 
-pub async fn register(
+/// How long any call to kubelet may take: a kubelet that accepts and never
+/// answers must not hold a pool, or the daemon, for good.
+pub const KUBELET_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The first wait after a failed registration; it doubles up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Registers the pool with kubelet on a task of its own, again and again
+/// with backoff until kubelet accepts: a `kubelet.sock` that exists before
+/// kubelet listens on it (kubelet creates its registration server a few
+/// hundred ms before it starts it) refuses the first attempts. Each pool
+/// registers independently. Aborting the task (a newer kubelet, the pool
+/// removed) stops it.
+pub fn keep_registering(
+    kubelet_socket: PathBuf,
+    endpoint: String,
+    resource_name: String,
+    counters: Arc<PoolCounters>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let attempt = tokio::time::timeout(
+                KUBELET_DEADLINE,
+                register(&kubelet_socket, &endpoint, &resource_name),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "register {resource_name} with {}: no answer within {} s",
+                    kubelet_socket.display(),
+                    KUBELET_DEADLINE.as_secs()
+                ))
+            });
+            match attempt {
+                Ok(()) => {
+                    PoolCounters::count(&counters.registrations);
+                    return eprintln!("registered {resource_name} ({endpoint})");
+                }
+                Err(e) => {
+                    PoolCounters::count(&counters.registration_failures);
+                    eprintln!("warning: {e}; trying again in {} ms", backoff.as_millis());
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    })
+}
+
+async fn register(
     kubelet_socket: &Path,
     endpoint: &str,
     resource_name: &str,

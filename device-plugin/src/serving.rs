@@ -42,6 +42,8 @@ pub struct Served {
     server: Option<JoinHandle<()>>,
     /// The plugin-watcher socket's server, once registered that way.
     registry: Option<JoinHandle<()>>,
+    /// The task registering with `kubelet.sock` until kubelet accepts.
+    registering: Option<JoinHandle<()>>,
 }
 
 impl Served {
@@ -60,6 +62,7 @@ impl Served {
             settings: settings.clone(),
             server: None,
             registry: None,
+            registering: None,
         };
         served.write_cdi_spec(&served.view.borrow());
         served
@@ -164,33 +167,41 @@ impl Served {
         !self.view.borrow().members.is_empty()
     }
 
-    /// Registers with kubelet: a `Register` call, or a plugin-watcher socket
-    /// served once (kubelet finds it again after a restart).
-    pub async fn register(&mut self) {
-        let outcome = match &self.settings.registration {
+    /// Registers with kubelet, without waiting: `Register` calls on a task
+    /// that retries until kubelet accepts (a newer call replaces it), or a
+    /// plugin-watcher socket served once (kubelet finds it again after a
+    /// restart).
+    pub fn register(&mut self) {
+        match &self.settings.registration {
             Registration::Kubelet(kubelet_socket) => {
-                crate::register::register(kubelet_socket, &self.endpoint, &self.resource)
-                    .await
-                    .map(|()| PoolCounters::count(&self.counters.registrations))
+                if let Some(old) = self.registering.take() {
+                    old.abort();
+                }
+                self.registering = Some(crate::register::keep_registering(
+                    kubelet_socket.clone(),
+                    self.endpoint.clone(),
+                    self.resource.clone(),
+                    self.counters.clone(),
+                ));
             }
             Registration::PluginWatcher(dir) if self.registry.is_none() => {
-                crate::register::serve_plugin_watcher(
+                match crate::register::serve_plugin_watcher(
                     dir,
                     &self.resource,
                     &self.socket,
                     &self.counters,
-                )
-                .map(|server| self.registry = Some(server))
+                ) {
+                    Ok(server) => {
+                        self.registry = Some(server);
+                        eprintln!("offered {} to the plugin watcher", self.resource);
+                    }
+                    Err(e) => {
+                        PoolCounters::count(&self.counters.registration_failures);
+                        eprintln!("warning: {e}");
+                    }
+                }
             }
-            // Kubelet finds the socket again by itself after a restart.
-            Registration::PluginWatcher(_) => return,
-        };
-        match outcome {
-            Ok(()) => eprintln!("registered {} ({})", self.resource, self.socket.display()),
-            Err(e) => {
-                PoolCounters::count(&self.counters.errors);
-                eprintln!("warning: {e}");
-            }
+            Registration::PluginWatcher(_) => {}
         }
     }
 
@@ -203,6 +214,9 @@ impl Served {
             members: Vec::new(),
             health: Vec::new(),
         });
+        if let Some(registering) = self.registering.take() {
+            registering.abort();
+        }
         if let Some(registry) = self.registry.take() {
             registry.abort();
             if let Registration::PluginWatcher(dir) = &self.settings.registration {

@@ -543,3 +543,107 @@ async fn registers_serves_and_allocates() {
     drop(daemon);
     assert!(!igb_socket.exists(), "the socket is removed on SIGTERM");
 }
+
+/// A tree with the two pools of `CONFIG` that have devices.
+fn two_pool_tree(dir: &std::path::Path) -> PathBuf {
+    let fake = FakeSysfs::new(dir);
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 2, 1)
+        .unwrap();
+    let plugins = dir.join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    plugins
+}
+
+#[tokio::test]
+async fn registers_once_kubelet_listens_on_a_socket_it_bound_earlier() {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = two_pool_tree(dir.path());
+    // kubelet.sock exists, but nothing listens yet: connects are refused,
+    // as they are while kubelet sets up its registration server.
+    let path = plugins.join(dp::KUBELET_SOCKET);
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &UnixAddr::new(&path).unwrap(),
+    )
+    .unwrap();
+    let _daemon = start_daemon(dir.path(), &plugins);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    listen(&fd, Backlog::new(16).unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener.set_nonblocking(true).unwrap();
+    let listening = std::time::Instant::now();
+    let mut registrations =
+        kubelet_api::fake_kubelet::serve_on(tokio::net::UnixListener::from_std(listener).unwrap());
+    // Retries back off from 100 ms: the next attempt comes well within a
+    // second of the listen. The bound only keeps a broken daemon from
+    // hanging the test.
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(3), registrations.recv())
+            .await
+            .expect("every pool registers soon after kubelet listens")
+            .unwrap();
+    }
+    eprintln!(
+        "both pools registered {:?} after the listen",
+        listening.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_kubelet_that_never_answers_stalls_no_pool_and_no_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = two_pool_tree(dir.path());
+    // Accepts connections (the kernel queues them) and never answers.
+    let _mute = std::os::unix::net::UnixListener::bind(plugins.join(dp::KUBELET_SOCKET)).unwrap();
+    let mut daemon = start_daemon(dir.path(), &plugins);
+    let sockets = [
+        plugins.join("intel.com_igb.sock"),
+        plugins.join("example.org_e810.sock"),
+    ];
+    for _ in 0..100 {
+        if sockets.iter().all(|s| s.exists()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for socket in &sockets {
+        assert!(
+            socket.exists(),
+            "{} is served though kubelet is mute",
+            socket.display()
+        );
+    }
+    // SIGTERM in the middle of an unanswered Register: the daemon stops
+    // at once, cleanly, and takes its sockets with it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut status = None;
+    for _ in 0..50 {
+        status = daemon.0.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.expect("the daemon exits on SIGTERM while kubelet is mute");
+    assert!(status.success(), "{status}");
+    for socket in &sockets {
+        assert!(!socket.exists(), "{} is left behind", socket.display());
+    }
+}

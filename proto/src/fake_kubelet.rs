@@ -32,12 +32,17 @@ impl Registration for Kubelet {
 pub fn serve(dir: &Path) -> std::io::Result<mpsc::Receiver<RegisterRequest>> {
     let socket = dir.join(KUBELET_SOCKET);
     let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket)?;
+    Ok(serve_on(tokio::net::UnixListener::bind(&socket)?))
+}
+
+/// Serves `Registration` on a listener the caller made: a socket that was
+/// bound some time before it listened, as kubelet's is.
+pub fn serve_on(listener: tokio::net::UnixListener) -> mpsc::Receiver<RegisterRequest> {
     let (registered, registrations) = mpsc::channel(16);
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(RegistrationServer::new(Kubelet(registered)))
             .serve_with_incoming(UnixListenerStream::new(listener)),
     );
-    Ok(registrations)
+    registrations
 }
