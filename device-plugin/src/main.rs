@@ -56,7 +56,9 @@ struct Cli {
     /// Where CDI specs go.
     #[arg(long, default_value = cdi::DEFAULT_DIR)]
     cdi_dir: PathBuf,
-    /// Register through kubelet's plugin watcher instead of kubelet.sock.
+    /// Register through kubelet's plugin watcher even if its directory is
+    /// not there yet (it is used anyway whenever it exists; `Register` on
+    /// kubelet.sock is the fallback).
     #[arg(long)]
     plugin_watcher: bool,
     /// Where the plugin watcher looks for registration sockets.
@@ -147,7 +149,9 @@ fn serve(cli: Cli) -> Result<(), String> {
         device_info_dir: cli.device_info_dir,
         metrics_addr: cli.metrics_addr,
         cdi_dir: cli.cdi.then_some(cli.cdi_dir),
-        plugins_registry_dir: cli.plugin_watcher.then_some(cli.plugins_registry_dir),
+        // As upstream: the plugin watcher wherever kubelet has one.
+        plugins_registry_dir: (cli.plugin_watcher || cli.plugins_registry_dir.is_dir())
+            .then_some(cli.plugins_registry_dir),
         pod_resources_socket: cli.pod_resources_socket,
     }))
 }

@@ -1,4 +1,5 @@
-//! `--plugin-watcher`: each pool serves a registration socket in kubelet's
+//! Registration through kubelet's plugin watcher (whenever its directory
+//! exists, or with `--plugin-watcher`): each pool serves a registration socket in kubelet's
 //! plugins_registry directory; the test plays kubelet's plugin watcher
 //! (GetInfo, dial the endpoint, NotifyRegistrationStatus) over the real
 //! protocol. No `Register` call reaches kubelet.sock.
@@ -38,15 +39,13 @@ async fn registers_through_the_plugin_watcher() {
     std::fs::create_dir(&plugins).unwrap();
     std::fs::create_dir(&registry).unwrap();
     let mut registrations = start_kubelet(&plugins);
+    // No --plugin-watcher: as upstream, the watcher is used because its
+    // directory exists.
     let daemon = start_daemon_in(
         None,
         dir.path(),
         &plugins,
-        &[
-            "--plugin-watcher",
-            "--plugins-registry-dir",
-            registry.to_str().unwrap(),
-        ],
+        &["--plugins-registry-dir", registry.to_str().unwrap()],
     );
 
     let socket = registry.join("intel.com_igb-reg.sock");

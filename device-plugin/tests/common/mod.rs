@@ -107,6 +107,14 @@ pub fn spawn_daemon(
         }
         None => Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin")),
     };
+    // A plugins_registry that exists makes the daemon use the plugin
+    // watcher: tests that want it name one; the rest get none, whatever the
+    // machine has in /var/lib/kubelet.
+    if !args.contains(&"--plugins-registry-dir") {
+        command
+            .arg("--plugins-registry-dir")
+            .arg(root.join("no-plugins-registry"));
+    }
     Daemon(
         command
             .arg("--sysfs-root")
