@@ -12,6 +12,8 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use inotify::{EventMask, Inotify, WatchMask};
 use kubelet_api::deviceplugin::v1beta1::KUBELET_SOCKET;
@@ -22,7 +24,7 @@ use tokio_stream::StreamExt;
 
 use crate::config::Config;
 use crate::health::health_of;
-use crate::metrics::{self, PoolMetrics};
+use crate::metrics::{self, DaemonCounters, PoolMetrics};
 use crate::pool::{self, Pins};
 use crate::register::Registration;
 use crate::server::PoolView;
@@ -54,7 +56,12 @@ struct Daemon {
     served: Vec<Served>,
     /// Devices pods hold, kept in the pool they were allocated from.
     pins: Pins,
+    /// The netdev names of every SR-IOV PF and VF at the last scan: a link
+    /// event about one of them, or about a netdev of another SR-IOV
+    /// function, makes a rescan; any other costs a lookup.
+    netdevs: HashSet<String>,
     metrics: watch::Sender<Vec<PoolMetrics>>,
+    counters: Arc<DaemonCounters>,
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
@@ -99,7 +106,9 @@ pub async fn run(options: Options) -> Result<(), String> {
         pod_resources_socket: options.pod_resources_socket,
         served: Vec::new(),
         pins: Pins::new(),
+        netdevs: HashSet::new(),
         metrics: watch::channel(Vec::new()).0,
+        counters: Arc::default(),
     };
     // Devices pods already hold stay where they are, whatever the config
     // says now.
@@ -118,7 +127,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     }
     daemon.publish_metrics();
     if let Some(address) = options.metrics_addr {
-        metrics::serve(address, daemon.metrics.subscribe()).await?;
+        metrics::serve(address, daemon.counters.clone(), daemon.metrics.subscribe()).await?;
     }
     daemon.start_serving();
 
@@ -129,15 +138,22 @@ pub async fn run(options: Options) -> Result<(), String> {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             event = links.recv(), if linked => {
-                if event.is_none() {
+                let Some(event) = event else {
                     // The event thread ended (it said why): devices stay as
                     // they are.
                     linked = false;
                     continue;
-                }
+                };
                 // Events come in bursts (creating VFs makes one per
-                // netdev): take them all, then look at the tree once.
-                while links.try_recv().is_ok() {}
+                // netdev): take them all, then look at the tree once, if
+                // any was about SR-IOV. A primary CNI's veths are not.
+                let mut ours = daemon.concerns(&event);
+                while let Ok(event) = links.try_recv() {
+                    ours |= daemon.concerns(&event);
+                }
+                if !ours {
+                    continue;
+                }
                 if !daemon.pins.is_empty() && daemon.pod_resources_socket.exists() {
                     // A pod that let a device go may have moved it back.
                     // (Without kubelet's answer, pins stay: nothing to ask.)
@@ -177,17 +193,40 @@ pub async fn run(options: Options) -> Result<(), String> {
 }
 
 impl Daemon {
+    /// Whether link events may change what the pools hold: lost events
+    /// may; a link event may if it names a netdev of an SR-IOV function,
+    /// known from the last scan (it may be gone now) or found in the tree
+    /// now (a VF netdev that just appeared).
+    fn concerns(&self, events: &LinkEvents) -> bool {
+        match events {
+            LinkEvents::Lost => true,
+            LinkEvents::Links(names) => names
+                .iter()
+                .any(|name| self.netdevs.contains(name) || self.sysfs.is_sriov_netdev(name)),
+        }
+    }
+
     /// Every pool's devices and their health, as the tree says now
     /// (scanning it unless a fresh scan is given).
-    fn views(&self, scanned: Option<(Inventory, HashSet<String>)>) -> Vec<PoolView> {
+    fn views(&mut self, scanned: Option<(Inventory, HashSet<String>)>) -> Vec<PoolView> {
         let (inventory, routes) = scanned.unwrap_or_else(|| {
+            let started = Instant::now();
             let routes = default_route_interfaces(Path::new("/proc/net")).unwrap_or_default();
             let inventory = self.sysfs.scan(&routes).unwrap_or_else(|e| {
                 eprintln!("warning: cannot read {}: {e}", self.sysfs.root().display());
                 Inventory::default()
             });
+            self.counters.rescanned(started.elapsed());
             (inventory, routes)
         });
+        self.netdevs = inventory
+            .pfs
+            .iter()
+            .flat_map(|pf| {
+                let vfs = pf.vfs.iter().filter_map(|vf| vf.netdev.clone());
+                pf.netdevs.iter().map(|n| n.name.clone()).chain(vfs)
+            })
+            .collect();
         let devices = device::candidates(&self.sysfs, &inventory, &routes);
         pool::assign(&self.config.resources, &devices, &self.pins)
             .into_iter()
@@ -208,7 +247,8 @@ impl Daemon {
     /// Looks at the tree again; a pool that got its first devices is
     /// served and registered.
     async fn refresh(&mut self) {
-        for (pool, view) in self.served.iter().zip(self.views(None)) {
+        let views = self.views(None);
+        for (pool, view) in self.served.iter().zip(views) {
             if pool.update(view) {
                 eprintln!("{}: devices or health changed", pool.resource);
             }

@@ -34,6 +34,23 @@ impl PoolCounters {
     }
 }
 
+/// Counters of the daemon as a whole.
+#[derive(Debug, Default)]
+pub struct DaemonCounters {
+    /// Scans of the tree after the first: link events that concern SR-IOV,
+    /// config changes.
+    pub rescans: AtomicU64,
+    pub rescan_micros: AtomicU64,
+}
+
+impl DaemonCounters {
+    pub fn rescanned(&self, took: std::time::Duration) {
+        self.rescans.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.rescan_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
 pub struct PoolMetrics {
     pub resource: String,
     pub view: watch::Receiver<Arc<PoolView>>,
@@ -48,8 +65,17 @@ type Series = (
     fn(&PoolMetrics) -> u64,
 );
 
-pub fn render(pools: &[PoolMetrics]) -> String {
+pub fn render(daemon: &DaemonCounters, pools: &[PoolMetrics]) -> String {
     let mut out = String::new();
+    let rescans = daemon.rescans.load(Ordering::Relaxed);
+    let seconds = daemon.rescan_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "# HELP sriov_dp_rescans_total Scans of the sysfs tree after start (SR-IOV link events, config changes).\n\
+         # TYPE sriov_dp_rescans_total counter\nsriov_dp_rescans_total {rescans}\n\
+         # HELP sriov_dp_rescan_seconds_total Time those scans took.\n\
+         # TYPE sriov_dp_rescan_seconds_total counter\nsriov_dp_rescan_seconds_total {seconds}"
+    );
     let series: [Series; 7] = [
         ("sriov_dp_devices", "gauge", "Devices in the pool.", |p| {
             p.view.borrow().members.len() as u64
@@ -116,6 +142,7 @@ pub fn render(pools: &[PoolMetrics]) -> String {
 /// follows the config.
 pub async fn serve(
     address: SocketAddr,
+    daemon: Arc<DaemonCounters>,
     pools: watch::Receiver<Vec<PoolMetrics>>,
 ) -> Result<(), String> {
     let listener = TcpListener::bind(address)
@@ -126,13 +153,13 @@ pub async fn serve(
             let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
             };
-            let pools = pools.clone();
+            let (pools, daemon) = (pools.clone(), daemon.clone());
             tokio::spawn(async move {
                 let mut request = vec![0u8; 4096];
                 let n = stream.read(&mut request).await.unwrap_or(0);
                 let line = String::from_utf8_lossy(&request[..n]);
                 let (status, body) = match line.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-                    ["GET", "/metrics"] => ("200 OK", render(&pools.borrow())),
+                    ["GET", "/metrics"] => ("200 OK", render(&daemon, &pools.borrow())),
                     _ => ("404 Not Found", "only GET /metrics is served\n".to_string()),
                 };
                 let response = format!(

@@ -330,7 +330,6 @@ async fn cdi_specs_and_cdi_devices() {
 
 #[tokio::test]
 async fn metrics_report_each_pool() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeSysfs::new(dir.path());
     fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
@@ -340,12 +339,7 @@ async fn metrics_report_each_pool() {
         .unwrap();
     let plugins = dir.path().join("device-plugins");
     std::fs::create_dir(&plugins).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = free_address();
     let mut registrations = start_kubelet(&plugins);
     let _daemon = start_daemon_in(None, dir.path(), &plugins, &["--metrics-addr", &address]);
     let requests = registered(&mut registrations, 2).await;
@@ -360,13 +354,7 @@ async fn metrics_report_each_pool() {
         .await
         .unwrap_err();
 
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    let response = metrics(&address).await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     for line in [
         r#"sriov_dp_devices{resource="intel.com/igb"} 3"#,
@@ -646,4 +634,53 @@ async fn a_kubelet_that_never_answers_stalls_no_pool_and_no_signal() {
     for socket in &sockets {
         assert!(!socket.exists(), "{} is left behind", socket.display());
     }
+}
+
+/// As root: links that are not SR-IOV (a primary CNI's veths, one per pod)
+/// come and go in the daemon's namespace without a rescan; the PF's own
+/// link event still makes one.
+#[tokio::test]
+async fn link_events_that_are_not_ours_cost_no_rescan() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let ns = Namespace::new();
+    ip(&[
+        "-n", &ns.0, "link", "add", "enp1s0", "type", "veth", "peer", "name", "enp1s0p",
+    ]);
+    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    let address = free_address();
+    let mut registrations = start_kubelet(&plugins);
+    let _daemon = start_daemon_in(
+        Some(&ns),
+        dir.path(),
+        &plugins,
+        &["--metrics-addr", &address],
+    );
+    registered(&mut registrations, 1).await;
+    let before = series(&metrics_in(&ns, &address).await, "sriov_dp_rescans_total");
+
+    for n in 0..10 {
+        let (a, b) = (format!("cni{n}a"), format!("cni{n}b"));
+        ip(&[
+            "-n", &ns.0, "link", "add", &a, "type", "veth", "peer", "name", &b,
+        ]);
+        ip(&["-n", &ns.0, "link", "set", &a, "up"]);
+        ip(&["-n", &ns.0, "link", "del", &a]);
+    }
+    // The PF's link: ours. Once its rescan is counted, every earlier event
+    // has been handled too (they come in order on one socket).
+    ip(&["-n", &ns.0, "link", "set", "enp1s0", "up"]);
+    let mut after = before;
+    for _ in 0..100 {
+        after = series(&metrics_in(&ns, &address).await, "sriov_dp_rescans_total");
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(after, before + 1.0, "one rescan, for the PF's event alone");
 }

@@ -46,6 +46,21 @@ impl Sysfs {
     pub fn netdev(&self, name: &str) -> PathBuf {
         self.root.join("class/net").join(name)
     }
+
+    /// Whether the netdev `name` belongs to an SR-IOV function: a PF (it
+    /// has `sriov_totalvfs`) or a VF (it has `physfn`). Two `stat`s, for
+    /// telling a link event that concerns SR-IOV from the many that do not
+    /// (veths, bridges, tunnels: their device directory has neither). A
+    /// name that is gone, or not in this tree, is not.
+    pub fn is_sriov_netdev(&self, name: &str) -> bool {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return false;
+        }
+        // class/net/<name> points at .../<device>/net/<name>: two levels up
+        // is the device, as the kernel resolves `..` after the link.
+        let device = self.netdev(name).join("../..");
+        device.join("physfn").exists() || device.join("sriov_totalvfs").exists()
+    }
 }
 
 fn read_error(path: &Path, source: std::io::Error) -> Error {

@@ -150,3 +150,49 @@ pub async fn registered(
     requests.sort_by(|a, b| a.resource_name.cmp(&b.resource_name));
     requests
 }
+
+/// A free TCP port on loopback, as `127.0.0.1:<port>`.
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+/// `GET /metrics` from the daemon: the whole response.
+pub async fn metrics(address: &str) -> String {
+    let stream = std::net::TcpStream::connect(address).unwrap();
+    get_metrics(stream).await
+}
+
+/// `GET /metrics` from a daemon in `ns` (its loopback is up): the socket is
+/// made inside the namespace, then used from here.
+pub async fn metrics_in(ns: &Namespace, address: &str) -> String {
+    let netns = sriovnet::Netns::open(format!("/var/run/netns/{}", ns.0)).unwrap();
+    let stream = netns
+        .run(|| Ok(std::net::TcpStream::connect(address)))
+        .unwrap()
+        .unwrap();
+    get_metrics(stream).await
+}
+
+async fn get_metrics(stream: std::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.set_nonblocking(true).unwrap();
+    let mut stream = tokio::net::TcpStream::from_std(stream).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// One unlabelled series' value in a metrics response.
+pub fn series(response: &str, name: &str) -> f64 {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{response}"))
+        .parse()
+        .unwrap()
+}
