@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 
 use crate::config::Config;
 use crate::health::health_of;
+use crate::instance::Instance;
 use crate::metrics::{self, DaemonCounters, PoolMetrics};
 use crate::pool::{self, Pins};
 use crate::register::Registration;
@@ -66,6 +67,8 @@ struct Daemon {
 
 pub async fn run(options: Options) -> Result<(), String> {
     let config = Config::load(&options.config_file, &options.resource_prefix)?;
+    // Before anything in the directory is touched.
+    let _instance = Instance::lock(&options.device_plugin_dir)?;
     let sysfs = Sysfs::new(&options.sysfs_root);
     let scanned = device::scan(&sysfs)?;
 
@@ -130,6 +133,19 @@ pub async fn run(options: Options) -> Result<(), String> {
         metrics::serve(address, daemon.counters.clone(), daemon.metrics.subscribe()).await?;
     }
     daemon.start_serving();
+    let advertisable = daemon.served.iter().filter(|p| p.has_devices()).count();
+    let serving = daemon.served.iter().filter(|p| p.is_serving()).count();
+    if advertisable > 0 && serving == 0 {
+        // Every socket failed (the warnings said why): a daemon that runs on
+        // serving nothing would hide it.
+        for pool in &daemon.served {
+            pool.remove_sockets();
+        }
+        return Err(format!(
+            "no pool could be served in {}; see the warnings above",
+            daemon.settings.device_plugin_dir.display()
+        ));
+    }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let (mut linked, mut watching, mut configured) = (true, true, true);

@@ -11,6 +11,7 @@ mod device;
 mod device_info;
 mod discover;
 mod health;
+mod instance;
 mod metrics;
 mod pod_resources;
 mod pool;

@@ -684,3 +684,71 @@ async fn link_events_that_are_not_ours_cost_no_rescan() {
     }
     assert_eq!(after, before + 1.0, "one rescan, for the PF's event alone");
 }
+
+/// The daemon run to its end with `args` (a config of `CONFIG`): its exit
+/// status and what it said.
+fn run_daemon_to_end(root: &std::path::Path, plugins: &std::path::Path) -> (bool, String) {
+    let config = root.join("config.json");
+    std::fs::write(&config, CONFIG).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+        .arg("--config-file")
+        .arg(&config)
+        .arg("--sysfs-root")
+        .arg(root)
+        .arg("--device-plugin-dir")
+        .arg(plugins)
+        .arg("--plugins-registry-dir")
+        .arg(root.join("no-plugins-registry"))
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_directory_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = two_pool_tree(dir.path());
+    let mut registrations = start_kubelet(&plugins);
+    let first = start_daemon(dir.path(), &plugins);
+    registered(&mut registrations, 2).await;
+
+    let (ok, said) = run_daemon_to_end(dir.path(), &plugins);
+    assert!(!ok, "a second daemon ran: {said}");
+    assert!(
+        said.contains("another sriov-device-plugin serves")
+            && said.contains(&format!("pid {}", first.0.id())),
+        "{said}"
+    );
+    // The first one's sockets are untouched, and still served.
+    let socket = plugins.join("intel.com_igb.sock");
+    let mut pool = DevicePluginClient::new(connect(socket).await);
+    let mut lists = pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lists.message().await.unwrap().unwrap().devices.len(), 3);
+}
+
+#[test]
+fn a_daemon_that_can_serve_nothing_says_so_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    two_pool_tree(dir.path());
+    // Not a directory.
+    let file = dir.path().join("plugins-file");
+    std::fs::write(&file, "").unwrap();
+    let (ok, said) = run_daemon_to_end(dir.path(), &file);
+    assert!(!ok && said.contains("is not a directory"), "{said}");
+    // Missing.
+    let (ok, said) = run_daemon_to_end(dir.path(), &dir.path().join("missing"));
+    assert!(!ok && said.contains("is not a directory"), "{said}");
+    // A directory where no socket can be bound: a path too long for a unix
+    // socket address (108 bytes) fails every pool, as a read-only one does.
+    let deep = dir.path().join("d".repeat(100));
+    std::fs::create_dir(&deep).unwrap();
+    let (ok, said) = run_daemon_to_end(dir.path(), &deep);
+    assert!(!ok && said.contains("no pool could be served"), "{said}");
+}
