@@ -18,6 +18,12 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
 
+# grpcio (gRPC C-core) is the independent gRPC client the daemon's tests
+# call it with.
+if ! python3 -c 'import grpc' 2>/dev/null; then
+    python3 -m pip install --quiet --root-user-action=ignore grpcio
+fi
+
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$component"

@@ -179,9 +179,10 @@ fn block(size_update: Option<usize>, path: &[u8], authority: &[u8]) -> Vec<u8> {
 
 /// The requests of one connection, in order, each with what it shows.
 fn requests(socket: &str) -> Vec<(&'static str, Vec<u8>)> {
-    // Entry sizes are name + value + 32 (RFC 7541 §4.1). Limiting the table
-    // to exactly the two entries of the first request makes the server evict
-    // `:path` if its renamed entry came out any larger than the client's.
+    // Entry sizes are name + value + 32 (RFC 7541 §4.1). Limiting the
+    // client's table to exactly the two entries of the first request makes
+    // the wrapper's decoder evict as the client's encoder does; a decoder
+    // out of step would read the later indexed references wrongly.
     let table = (5 + METHOD.len() + 32) + (10 + socket.len() + 32);
     vec![
         (

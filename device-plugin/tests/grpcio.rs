@@ -1,0 +1,77 @@
+//! The daemon's sockets called by grpcio (gRPC C-core, from PyPI), a client
+//! that is not ours: it sends `:authority` as the socket path, percent-
+//! encoded and without its leading slash, unless told otherwise. Every
+//! socket the daemon serves must answer it, with grpcio's default
+//! authority, the literal socket path (as kubelets before 1.26 send), and
+//! `localhost` (as newer Go kubelets do).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use sriovnet::fake::{FakeSysfs, INTEL_82576};
+
+/// One call with grpcio's client; the response's bytes in hex.
+fn grpcio_call(socket: &Path, method: &str, authority: &str) -> Result<String, String> {
+    let output = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpcio/call.py"))
+        .arg(socket)
+        .arg(method)
+        .arg(authority)
+        .output()
+        .expect("python3");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if output.status.success() {
+        Ok(text(&output.stdout))
+    } else {
+        Err(text(&output.stderr))
+    }
+}
+
+async fn appears(path: &Path) {
+    for _ in 0..200 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never appeared", path.display());
+}
+
+#[tokio::test]
+async fn grpcio_clients_reach_every_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    let registry = dir.path().join("plugins_registry");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::create_dir(&registry).unwrap();
+    let _daemon = start_daemon_in(
+        None,
+        dir.path(),
+        &plugins,
+        &["--plugins-registry-dir", registry.to_str().unwrap()],
+    );
+    let pool = plugins.join("intel.com_igb.sock");
+    let registration = registry.join("intel.com_igb-reg.sock");
+    appears(&pool).await;
+    appears(&registration).await;
+    for (socket, method) in [
+        (&pool, "/v1beta1.DevicePlugin/GetDevicePluginOptions"),
+        (&registration, "/pluginregistration.Registration/GetInfo"),
+    ] {
+        let path = socket.to_str().unwrap();
+        for authority in ["default", path, "localhost"] {
+            let answer = grpcio_call(socket, method, authority);
+            assert!(
+                answer.as_ref().is_ok_and(|hex| !hex.is_empty()),
+                "{method} on {path} with authority {authority}: {answer:?}"
+            );
+        }
+    }
+}
