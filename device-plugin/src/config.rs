@@ -3,7 +3,8 @@
 //! An invalid or duplicate resource name stops the daemon; anything wrong
 //! inside one pool (its selectors, an unsupported device type) drops that
 //! pool with a warning naming it. Keys match in any case, as upstream's
-//! decoder matches them.
+//! decoder matches them; of two keys that differ only in case, the last in
+//! the document wins, as in Go.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -56,18 +57,46 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+/// A DNS subdomain (RFC 1123), as Kubernetes requires of an extended
+/// resource's prefix: lower-case labels of letters, digits and '-', each
+/// starting and ending with a letter or digit, 63 bytes at most, 253 in all.
+pub fn valid_prefix(prefix: &str) -> bool {
+    prefix.len() <= 253
+        && prefix.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            (1..=63).contains(&bytes.len())
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+        })
 }
+
+/// The largest config file read: far above any real one, and a config
+/// path that points at something endless (`/dev/zero`) ends there.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 impl Config {
     /// Reads and parses a config file, printing its warnings.
     pub fn load(path: &std::path::Path, default_prefix: &str) -> Result<Self, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        use std::io::Read;
+        let what = path.display();
+        // Only a regular file (through symlinks, as a ConfigMap volume has
+        // them): a FIFO would block the read forever.
+        let metadata = std::fs::metadata(path).map_err(|e| format!("read {what}: {e}"))?;
+        if !metadata.is_file() {
+            return Err(format!("read {what}: not a regular file"));
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+            .map_err(|e| format!("read {what}: {e}"))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(format!(
+                "read {what}: larger than {MAX_CONFIG_BYTES} bytes, not a config"
+            ));
+        }
         let config = Config::parse(&text, default_prefix)?;
         for warning in &config.warnings {
             eprintln!("warning: {warning}");
@@ -77,6 +106,11 @@ impl Config {
 
     /// Parses a config; `Err` is a one-line reason the daemon cannot start.
     pub fn parse(text: &str, default_prefix: &str) -> Result<Self, String> {
+        if !valid_prefix(default_prefix) {
+            return Err(format!(
+                "--resource-prefix \"{default_prefix}\" is not a DNS subdomain (lower-case, as example.com)"
+            ));
+        }
         let value: Value =
             serde_json::from_str(text).map_err(|e| format!("config is not valid JSON: {e}"))?;
         let top = value.as_object().ok_or("config is not a JSON object")?;
@@ -98,11 +132,10 @@ impl Config {
                 .unwrap_or_default();
             if !valid_name(name) {
                 return Err(format!(
-                    "resourceList[{index}]: resourceName {:?} must match ^[a-zA-Z0-9_-]+$",
+                    "resourceList[{index}]: resourceName {} must match ^[a-zA-Z0-9_-]+$",
                     fields
                         .get("resourcename")
-                        .map(|v| v.to_string())
-                        .unwrap_or_default()
+                        .map_or_else(|| "(none)".to_string(), |v| v.to_string())
                 ));
             }
             let prefix = match fields.get("resourceprefix") {
@@ -111,7 +144,7 @@ impl Config {
                     Some(p) if valid_prefix(p) => p.to_string(),
                     _ => {
                         return Err(format!(
-                        "resourceList[{index}] ({name}): resourcePrefix {v} is not a domain name"
+                        "resourceList[{index}] ({name}): resourcePrefix {v} is not a DNS subdomain (lower-case, as example.com)"
                     ))
                     }
                 },
@@ -145,7 +178,13 @@ fn resource(
         Some(Some(kind @ ("accelerator" | "auxNetDevice"))) => {
             return Err(format!("deviceType {kind} is not supported"))
         }
-        Some(other) => return Err(format!("deviceType {other:?} is unknown")),
+        Some(_) => {
+            let value = fields
+                .get("devicetype")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            return Err(format!("deviceType {value} is unknown"));
+        }
     }
     let policy = match fields.get("allocationpolicy") {
         None => Policy::Spread,
@@ -205,9 +244,10 @@ fn resource(
             "excludetopology",
             "additionalinfo",
             "selectors",
+            "allocationpolicy",
         ];
         if !known.contains(&key.as_str()) {
-            warnings.push(format!("pool {full}: unknown key {key:?} ignored"));
+            warnings.push(format!("pool {full}: unknown key \"{key}\" ignored"));
         }
     }
     Ok(ResourceConfig {
@@ -305,7 +345,7 @@ mod tests {
             ),
             (
                 r#"{"resourceList":[{"resourceName":"bad name","selectors":{}}]}"#,
-                r#"resourceList[0]: resourceName "\"bad name\"""#,
+                r#"resourceList[0]: resourceName "bad name" must match"#,
             ),
             (
                 r#"{"resourceList":[{"selectors":{}}]}"#,
@@ -317,12 +357,59 @@ mod tests {
             ),
             (
                 r#"{"resourceList":[{"resourceName":"a","resourcePrefix":"a/b","selectors":{}}]}"#,
-                r#"resourceList[0] (a): resourcePrefix "a/b" is not a domain name"#,
+                r#"resourceList[0] (a): resourcePrefix "a/b" is not a DNS subdomain"#,
+            ),
+            (
+                r#"{"resourceList":[{"resourceName":"a","resourcePrefix":"Intel.com","selectors":{}}]}"#,
+                r#"resourceList[0] (a): resourcePrefix "Intel.com" is not a DNS subdomain"#,
             ),
         ] {
             let err = Config::parse(json, DEFAULT_PREFIX).unwrap_err();
             assert!(err.starts_with(expected), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn input_edges() {
+        // Of two keys differing only in case, the last wins, as in Go.
+        let config = Config::parse(
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"drivers":["x"],"Drivers":["iavf"]},
+                "allocationPolicy":"pack","Selectors":{"drivers":["igbvf"]}}]}"#,
+            DEFAULT_PREFIX,
+        )
+        .unwrap();
+        assert_eq!(config.resources[0].selectors[0].drivers, ["igbvf"]);
+        assert!(
+            config.warnings.is_empty(),
+            "allocationPolicy is known: {:?}",
+            config.warnings
+        );
+        // Values no device can have are kept, with a warning naming pool
+        // and value.
+        let config = Config::parse(
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"vendors":["zzzz","0x8086","8086"],
+                "pciAddresses":["zz"],"rootDevices":["not-a-pci"]}}]}"#,
+            DEFAULT_PREFIX,
+        )
+        .unwrap();
+        assert_eq!(
+            config.warnings,
+            [
+                "pool intel.com/a: selector vendors: \"zzzz\" can never match (ids are four hex digits, as in 8086)",
+                "pool intel.com/a: selector vendors: \"0x8086\" can never match (ids are four hex digits, as in 8086)",
+                "pool intel.com/a: selector pciAddresses: \"zz\" can never match (a PCI address is DDDD:BB:DD.F)",
+                "pool intel.com/a: selector rootDevices: \"not-a-pci\" can never match (a root device is a PF's PCI address DDDD:BB:DD.F)",
+            ]
+        );
+        // The default prefix is checked as resourcePrefix is.
+        for prefix in ["Intel.com", "a/b", "-a.com", ""] {
+            let err = Config::parse(r#"{"resourceList":[]}"#, prefix).unwrap_err();
+            assert_eq!(
+                err,
+                format!("--resource-prefix \"{prefix}\" is not a DNS subdomain (lower-case, as example.com)")
+            );
+        }
+        Config::parse(r#"{"resourceList":[]}"#, "sriov.example-1.org").unwrap();
     }
 
     #[test]
@@ -335,6 +422,7 @@ mod tests {
                 {"resourceName":"d","selectors":{"pfNames":["ens1f0#3-1"]}},
                 {"resourceName":"e","excludeTopology":"yes","selectors":{}},
                 {"resourceName":"f","allocationPolicy":"random","selectors":{}},
+                {"resourceName":"g","deviceType":"gpu","selectors":{}},
                 {"resourceName":"ok","ExcludeTopology":true,"Selectors":[{"Drivers":["iavf"]},{"pciAddresses":["0000:01:10.0"]}],"colour":"blue"}
             ]}"#,
             DEFAULT_PREFIX,
@@ -354,6 +442,7 @@ mod tests {
                 "pool intel.com/d dropped: pfNames: \"ens1f0#3-1\": \"3-1\" is not a VF index or range a-b",
                 "pool intel.com/e dropped: excludeTopology: \"yes\" is not true or false",
                 "pool intel.com/f dropped: allocationPolicy \"random\" is not spread or pack",
+                "pool intel.com/g dropped: deviceType \"gpu\" is unknown",
                 "pool intel.com/ok: unknown key \"colour\" ignored",
             ]
         );

@@ -34,13 +34,14 @@ use config::{Config, DEFAULT_PREFIX};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    #[arg(long, default_value = "/etc/pcidp/config.json")]
+    /// Global: given before or after `discover`, it means the same.
+    #[arg(long, global = true, default_value = "/etc/pcidp/config.json")]
     config_file: PathBuf,
     /// The prefix of pools that do not set resourcePrefix.
-    #[arg(long, default_value = DEFAULT_PREFIX)]
+    #[arg(long, global = true, default_value = DEFAULT_PREFIX)]
     resource_prefix: String,
     /// The sysfs tree to read (a fake tree for tests).
-    #[arg(long, default_value = "/sys")]
+    #[arg(long, global = true, default_value = "/sys")]
     sysfs_root: PathBuf,
     /// Where pool sockets go and kubelet serves kubelet.sock.
     #[arg(long, default_value = kubelet_api::deviceplugin::v1beta1::DEVICE_PLUGIN_PATH)]
@@ -85,6 +86,31 @@ struct UpstreamLogging {
     verbosity: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     logtostderr: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    alsologtostderr: Option<String>,
+    #[arg(long, hide = true)]
+    stderrthreshold: Option<String>,
+    #[arg(long, hide = true)]
+    vmodule: Option<String>,
+    #[arg(long, alias = "log_file", hide = true)]
+    log_file: Option<String>,
+}
+
+impl UpstreamLogging {
+    fn any(&self) -> bool {
+        [
+            &self.log_level,
+            &self.log_dir,
+            &self.verbosity,
+            &self.logtostderr,
+            &self.alsologtostderr,
+            &self.stderrthreshold,
+            &self.vmodule,
+            &self.log_file,
+        ]
+        .iter()
+        .any(|flag| flag.is_some())
+    }
 }
 
 #[derive(Subcommand)]
@@ -95,14 +121,6 @@ enum Command {
 
 #[derive(Args)]
 struct DiscoverArgs {
-    #[arg(long, default_value = "/etc/pcidp/config.json")]
-    config_file: PathBuf,
-    /// The sysfs tree to read (a fake tree for tests).
-    #[arg(long, default_value = "/sys")]
-    sysfs_root: PathBuf,
-    /// The prefix of pools that do not set resourcePrefix.
-    #[arg(long, default_value = DEFAULT_PREFIX)]
-    resource_prefix: String,
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
@@ -113,9 +131,9 @@ enum Output {
     Json,
 }
 
-fn discover(args: &DiscoverArgs) -> Result<(), String> {
-    let config = Config::load(&args.config_file, &args.resource_prefix)?;
-    let sysfs = Sysfs::new(&args.sysfs_root);
+fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), String> {
+    let config = Config::load(&cli.config_file, &cli.resource_prefix)?;
+    let sysfs = Sysfs::new(&cli.sysfs_root);
     let (inventory, routes) = device::scan(&sysfs)?;
     let devices = device::candidates(&sysfs, &inventory, &routes);
     let pools = pool::assign(&config.resources, &devices, &pool::Pins::new());
@@ -127,12 +145,7 @@ fn discover(args: &DiscoverArgs) -> Result<(), String> {
 }
 
 fn serve(cli: Cli) -> Result<(), String> {
-    let logging = &cli.upstream_logging;
-    if logging.log_level.is_some()
-        || logging.log_dir.is_some()
-        || logging.verbosity.is_some()
-        || logging.logtostderr.is_some()
-    {
+    if cli.upstream_logging.any() {
         eprintln!(
             "note: upstream's logging flags are accepted and ignored; everything goes to stderr"
         );
@@ -177,7 +190,7 @@ fn go_style(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsS
 fn main() -> ExitCode {
     let cli = Cli::parse_from(go_style(std::env::args_os()));
     let outcome = match &cli.command {
-        Some(Command::Discover(args)) => discover(args),
+        Some(Command::Discover(args)) => discover(&cli, args),
         None => serve(cli),
     };
     match outcome {

@@ -38,14 +38,15 @@ impl PfMatch {
             None => (text, None),
         };
         if pf.is_empty() {
-            return Err(format!("{text:?} names no PF"));
+            return Err(format!("\"{text}\" names no PF"));
         }
         let vfs = match ranges {
             None => None,
             Some(list) => Some(
                 list.split(',')
                     .map(|part| {
-                        let bad = || format!("{text:?}: {part:?} is not a VF index or range a-b");
+                        let bad =
+                            || format!("\"{text}\": \"{part}\" is not a VF index or range a-b");
                         let (low, high) = part.split_once('-').unwrap_or((part, part));
                         let (low, high): (u32, u32) = (
                             low.trim().parse().map_err(|_| bad())?,
@@ -96,7 +97,15 @@ impl Selector {
             && any_of(&self.acpi_indexes, d.acpi_index.as_deref())
             && (self.pf_names.is_empty() || self.pf_names.iter().any(|m| m.matches(d)))
             && (self.root_devices.is_empty() || self.root_devices.iter().any(|m| m.matches(d)))
-            && any_of(&self.link_types, d.link_type.map(|t| t.name()).as_deref())
+            && (self.link_types.is_empty()
+                || d.link_type.is_some_and(|t| {
+                    // By name (`ether`) or by ARPHRD number (`1`), as
+                    // /sys/class/net/<netdev>/type holds it.
+                    let number = t.arphrd().to_string();
+                    self.link_types
+                        .iter()
+                        .any(|l| l.eq_ignore_ascii_case(&t.name()) || *l == number)
+                }))
             && (!self.is_rdma || d.rdma)
     }
 
@@ -144,10 +153,39 @@ impl Selector {
                 "ddpprofiles" | "pkeys" | "vdpatype" | "auxtypes" if !value.is_null() => {
                     return Err(format!("{key} is not supported"))
                 }
-                _ => warnings.push(format!("unknown selector key {key:?} ignored")),
+                _ => warnings.push(format!("unknown selector key \"{key}\" ignored")),
             }
         }
+        selector.never_matching(warnings);
         Ok(selector)
+    }
+
+    /// Warns of values no device can have: they are kept (upstream's
+    /// config still loads), but a pool that seems to select nothing says
+    /// why.
+    fn never_matching(&self, warnings: &mut Vec<String>) {
+        let hex_id = |v: &String| v.len() == 4 && v.bytes().all(|b| b.is_ascii_hexdigit());
+        let pci = |v: &str| v.parse::<sriovnet::PciAddress>().is_ok();
+        let mut warn = |field: &str, value: &str, should: &str| {
+            warnings.push(format!(
+                "selector {field}: \"{value}\" can never match ({should})"
+            ))
+        };
+        for (field, values) in [("vendors", &self.vendors), ("devices", &self.devices)] {
+            for value in values.iter().filter(|v| !hex_id(v)) {
+                warn(field, value, "ids are four hex digits, as in 8086");
+            }
+        }
+        for value in self.pci_addresses.iter().filter(|v| !pci(v)) {
+            warn("pciAddresses", value, "a PCI address is DDDD:BB:DD.F");
+        }
+        for m in self.root_devices.iter().filter(|m| !pci(&m.pf)) {
+            warn(
+                "rootDevices",
+                &m.pf,
+                "a root device is a PF's PCI address DDDD:BB:DD.F",
+            );
+        }
     }
 }
 

@@ -104,8 +104,17 @@ impl DevicePlugin for PoolService {
     }
 
     async fn list_and_watch(&self, _: Request<Empty>) -> Result<Response<DeviceLists>, Status> {
-        let lists = WatchStream::new(self.view.clone())
-            .map(|view: Arc<PoolView>| Ok(PoolService::device_list(&view)));
+        // The view also changes when only what kubelet does not see changes
+        // (a VF's netdev moving into a pod): send a list only when it is
+        // new to this stream.
+        let mut last = None;
+        let lists = WatchStream::new(self.view.clone()).filter_map(move |view: Arc<PoolView>| {
+            let list = PoolService::device_list(&view);
+            (last.as_ref() != Some(&list)).then(|| {
+                last = Some(list.clone());
+                Ok(list)
+            })
+        });
         Ok(Response::new(Box::pin(lists)))
     }
 

@@ -300,6 +300,10 @@ fn upstream_style_flags() {
             "--log-dir=sriovdp",
             "-v=3",
             "-logtostderr",
+            "-alsologtostderr",
+            "-stderrthreshold=INFO",
+            "-vmodule=x=2",
+            "-log_file=/tmp/x.log",
             "--use-cdi",
             "-config-file=/nonexistent/config.json",
         ])
@@ -307,4 +311,82 @@ fn upstream_style_flags() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("read /nonexistent/config.json"), "{stderr}");
+}
+
+#[test]
+fn config_paths_that_are_not_config_files() {
+    let (dir, _fake) = host();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 2 << 20]).unwrap();
+    for (path, expected) in [
+        (fifo.as_path(), "not a regular file"),
+        (Path::new("/dev/zero"), "not a regular file"),
+        (big.as_path(), "larger than 1048576 bytes"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+            .arg("discover")
+            .arg("--config-file")
+            .arg(path)
+            .arg("--sysfs-root")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{}", path.display());
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn flags_mean_the_same_before_and_after_discover() {
+    let (dir, _fake) = host();
+    let file = dir.path().join("config.json");
+    std::fs::write(
+        &file,
+        r#"{"resourceList":[{"resourceName":"igb","selectors":{"drivers":["igbvf"]}}]}"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+        .arg("--config-file")
+        .arg(&file)
+        .arg("--sysfs-root")
+        .arg(dir.path())
+        .arg("--resource-prefix=example.org")
+        .args(["discover", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pools: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(pools["pools"][0]["resourceName"], "example.org/igb");
+    assert_eq!(pools["pools"][0]["devices"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn link_types_by_name_or_arphrd_number() {
+    let (dir, _fake) = host();
+    for link_type in ["ether", "1"] {
+        let vfs = one_pool(
+            dir.path(),
+            json!({"linkTypes": [link_type], "pfNames": ["enp1s0"]}),
+        );
+        assert_eq!(vfs.len(), 7, "{link_type}");
+    }
+    assert!(one_pool(
+        dir.path(),
+        json!({"linkTypes": ["32"], "pfNames": ["enp1s0"]})
+    )
+    .is_empty());
 }

@@ -752,3 +752,42 @@ fn a_daemon_that_can_serve_nothing_says_so_and_exits() {
     let (ok, said) = run_daemon_to_end(dir.path(), &deep);
     assert!(!ok && said.contains("no pool could be served"), "{said}");
 }
+
+/// As root: a VF's netdev leaving the host (moved into a pod) changes
+/// nothing kubelet sees, so ListAndWatch sends nothing; the next list is the
+/// next real change.
+#[tokio::test]
+async fn listandwatch_sends_only_real_changes() {
+    let InNetns {
+        dir: _dir,
+        fake,
+        plugins: _plugins,
+        ns,
+        registrations: _registrations,
+        _daemon,
+        pool: _pool,
+        mut lists,
+    } = daemon_in_netns(3, &["enp1s0", "enp1s0v0"]).await;
+    let health = |list: dp::ListAndWatchResponse| {
+        list.devices
+            .iter()
+            .map(|d| d.health.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        health(lists.message().await.unwrap().unwrap()),
+        ["Healthy"; 3]
+    );
+
+    // VF 0's netdev goes into a pod: the tree no longer has it here.
+    fake.remove("class/net/enp1s0v0").unwrap();
+    fake.remove("bus/pci/devices/0000:01:10.0/net").unwrap();
+    ip(&["-n", &ns.0, "link", "del", "enp1s0v0"]);
+    // Then a real change: the PF goes down. The next list is that one.
+    fake.write("class/net/enp1s0/operstate", "down\n").unwrap();
+    ip(&["-n", &ns.0, "link", "set", "enp1s0", "up"]);
+    let next = tokio::time::timeout(Duration::from_secs(10), lists.message())
+        .await
+        .expect("a fresh list");
+    assert_eq!(health(next.unwrap().unwrap()), ["Unhealthy"; 3]);
+}

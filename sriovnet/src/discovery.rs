@@ -61,6 +61,15 @@ impl LinkType {
         }
     }
 
+    /// The ARPHRD number, as `/sys/class/net/<netdev>/type` holds it.
+    pub fn arphrd(&self) -> u32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Infiniband => 32,
+            LinkType::Other(n) => *n,
+        }
+    }
+
     /// The name the upstream device plugin's `linkTypes` selector uses.
     pub fn name(&self) -> String {
         match self {
@@ -294,6 +303,19 @@ impl Sysfs {
             }
         }
         links.sort();
+        // A VF is listed once: a second link to it (a broken tree) is a
+        // problem, and the lower index stands.
+        let mut seen = std::collections::HashSet::new();
+        links.retain(|(index, vf)| {
+            let first = seen.insert(*vf);
+            if !first {
+                problems.push(Error::DuplicateVf {
+                    path: dir.join(format!("virtfn{index}")),
+                    vf: *vf,
+                });
+            }
+            first
+        });
         Ok(links)
     }
 

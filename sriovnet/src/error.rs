@@ -31,6 +31,8 @@ pub enum Error {
     NoSuchDevice(PciAddress),
     #[error("PCI device {0} is not an SR-IOV virtual function (it has no physfn)")]
     NotAVirtualFunction(PciAddress),
+    #[error("{path} points to VF {vf}, which a lower virtfn link already names")]
+    DuplicateVf { path: PathBuf, vf: PciAddress },
     #[error("PCI device {vf} is not listed as a VF of its PF {pf}")]
     VfIndexNotFound { vf: PciAddress, pf: PciAddress },
     #[error("open network namespace {path}: {errno:?}")]

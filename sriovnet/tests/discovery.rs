@@ -266,6 +266,29 @@ fn dangling_virtfn_link_is_reported_and_other_vfs_kept() {
 }
 
 #[test]
+fn a_vf_named_by_two_virtfn_links_is_listed_once() {
+    let (_dir, fake) = tree();
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    fake.link("bus/pci/devices/0000:01:00.0/virtfn7", "../0000:01:10.2")
+        .unwrap();
+    let inventory = fake.sysfs().scan(&no_routes()).unwrap();
+    let pf = &inventory.pfs[0];
+    assert_eq!(
+        pf.vfs.iter().map(|vf| vf.index).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    let [problem] = &inventory.problems[..] else {
+        panic!("{:?}", inventory.problems)
+    };
+    let text = problem.to_string();
+    assert!(
+        text.contains("virtfn7") && text.contains("0000:01:10.2"),
+        "{text}"
+    );
+}
+
+#[test]
 fn missing_file_names_the_file() {
     let (_dir, fake) = tree();
     let vfs = fake
