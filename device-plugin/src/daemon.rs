@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +34,8 @@ use crate::{cdi, config_watch, device, pod_resources};
 
 pub struct Options {
     pub config_file: PathBuf,
+    /// `/proc/net`, for the host's default routes (a fake one in tests).
+    pub proc_net: PathBuf,
     pub resource_prefix: String,
     pub sysfs_root: PathBuf,
     pub device_plugin_dir: PathBuf,
@@ -61,6 +63,10 @@ struct Daemon {
     /// event about one of them, or about a netdev of another SR-IOV
     /// function, makes a rescan; any other costs a lookup.
     netdevs: HashSet<String>,
+    proc_net: PathBuf,
+    /// The netdevs carrying a default route, as last read: a failed read
+    /// must not advertise the host's uplink as if it had none.
+    routes: HashSet<String>,
     metrics: watch::Sender<Vec<PoolMetrics>>,
     counters: Arc<DaemonCounters>,
 }
@@ -70,7 +76,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     // Before anything in the directory is touched.
     let _instance = Instance::lock(&options.device_plugin_dir)?;
     let sysfs = Sysfs::new(&options.sysfs_root);
-    let scanned = device::scan(&sysfs)?;
+    let scanned = device::scan(&sysfs, &options.proc_net)?;
 
     // Watch before the first registration, so a kubelet restart in between
     // is not missed.
@@ -110,6 +116,8 @@ pub async fn run(options: Options) -> Result<(), String> {
         served: Vec::new(),
         pins: Pins::new(),
         netdevs: HashSet::new(),
+        proc_net: options.proc_net,
+        routes: scanned.1.clone(),
         metrics: watch::channel(Vec::new()).0,
         counters: Arc::default(),
     };
@@ -227,7 +235,15 @@ impl Daemon {
     fn views(&mut self, scanned: Option<(Inventory, HashSet<String>)>) -> Vec<PoolView> {
         let (inventory, routes) = scanned.unwrap_or_else(|| {
             let started = Instant::now();
-            let routes = default_route_interfaces(Path::new("/proc/net")).unwrap_or_default();
+            let routes = match default_route_interfaces(&self.proc_net) {
+                Ok(routes) => routes,
+                Err(e) => {
+                    eprintln!(
+                        "warning: {e}; the default routes read before stand (the host's uplink stays out)"
+                    );
+                    self.routes.clone()
+                }
+            };
             let inventory = self.sysfs.scan(&routes).unwrap_or_else(|e| {
                 eprintln!("warning: cannot read {}: {e}", self.sysfs.root().display());
                 Inventory::default()
@@ -235,6 +251,7 @@ impl Daemon {
             self.counters.rescanned(started.elapsed());
             (inventory, routes)
         });
+        self.routes.clone_from(&routes);
         self.netdevs = inventory
             .pfs
             .iter()

@@ -2,6 +2,7 @@
 //! VFs enabled, less what must never be given away.
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use sriovnet::{
     default_route_interfaces, Inventory, LinkType, PciAddress, PhysicalFunction, Sysfs,
@@ -78,9 +79,8 @@ fn read_trimmed(path: &std::path::Path) -> Option<String> {
 
 /// The tree's SR-IOV inventory and the default-route netdevs, printing
 /// what had to be skipped.
-pub fn scan(sysfs: &Sysfs) -> Result<(Inventory, HashSet<String>), String> {
-    let routes =
-        default_route_interfaces(std::path::Path::new("/proc/net")).map_err(|e| e.to_string())?;
+pub fn scan(sysfs: &Sysfs, proc_net: &Path) -> Result<(Inventory, HashSet<String>), String> {
+    let routes = default_route_interfaces(proc_net).map_err(|e| e.to_string())?;
     let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
     for problem in &inventory.problems {
         eprintln!("warning: skipped: {problem}");

@@ -43,6 +43,9 @@ struct Cli {
     /// The sysfs tree to read (a fake tree for tests).
     #[arg(long, global = true, default_value = "/sys")]
     sysfs_root: PathBuf,
+    /// /proc/net, for the host's default routes (a fake one for tests).
+    #[arg(long, global = true, default_value = "/proc/net", hide = true)]
+    proc_net: PathBuf,
     /// Where pool sockets go and kubelet serves kubelet.sock.
     #[arg(long, default_value = kubelet_api::deviceplugin::v1beta1::DEVICE_PLUGIN_PATH)]
     device_plugin_dir: PathBuf,
@@ -134,7 +137,7 @@ enum Output {
 fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), String> {
     let config = Config::load(&cli.config_file, &cli.resource_prefix)?;
     let sysfs = Sysfs::new(&cli.sysfs_root);
-    let (inventory, routes) = device::scan(&sysfs)?;
+    let (inventory, routes) = device::scan(&sysfs, &cli.proc_net)?;
     let devices = device::candidates(&sysfs, &inventory, &routes);
     let pools = pool::assign(&config.resources, &devices, &pool::Pins::new());
     match args.output {
@@ -157,6 +160,7 @@ fn serve(cli: Cli) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(daemon::run(daemon::Options {
         config_file: cli.config_file,
+        proc_net: cli.proc_net,
         resource_prefix: cli.resource_prefix,
         sysfs_root: cli.sysfs_root,
         device_plugin_dir: cli.device_plugin_dir,

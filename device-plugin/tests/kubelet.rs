@@ -791,3 +791,72 @@ async fn listandwatch_sends_only_real_changes() {
         .expect("a fresh list");
     assert_eq!(health(next.unwrap().unwrap()), ["Unhealthy"; 3]);
 }
+
+/// As root: /proc/net that cannot be read at a rescan leaves the default
+/// routes as they were read before, so the host's uplink VF stays out.
+#[tokio::test]
+async fn an_unreadable_proc_net_keeps_the_uplink_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&INTEL_82576, "0000:01:00.0", "enp1s0", 3, 0)
+        .unwrap();
+    let proc_net = dir.path().join("proc-net");
+    std::fs::create_dir(&proc_net).unwrap();
+    // VF 1 (enp1s0v1) carries the default route.
+    std::fs::write(
+        proc_net.join("route"),
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         enp1s0v1\t00000000\t0100A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+    )
+    .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let ns = Namespace::new();
+    ip(&[
+        "-n", &ns.0, "link", "add", "enp1s0", "type", "veth", "peer", "name", "enp1s0p",
+    ]);
+    let mut registrations = start_kubelet(&plugins);
+    let _daemon = start_daemon_in(
+        Some(&ns),
+        dir.path(),
+        &plugins,
+        &["--proc-net", proc_net.to_str().unwrap()],
+    );
+    let request = registered(&mut registrations, 1).await.remove(0);
+    let mut pool = DevicePluginClient::new(connect(plugins.join(&request.endpoint)).await);
+    let mut lists = pool
+        .list_and_watch(dp::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ids = |list: dp::ListAndWatchResponse| {
+        list.devices
+            .iter()
+            .map(|d| (d.id.clone(), d.health.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(lists.message().await.unwrap().unwrap()),
+        [
+            ("0000:01:10.0".to_string(), "Healthy".to_string()),
+            ("0000:01:10.4".to_string(), "Healthy".to_string())
+        ]
+    );
+    // /proc/net/route cannot be read (here: it is a directory); the PF goes
+    // down, a rescan follows.
+    std::fs::remove_file(proc_net.join("route")).unwrap();
+    std::fs::create_dir(proc_net.join("route")).unwrap();
+    fake.write("class/net/enp1s0/operstate", "down\n").unwrap();
+    ip(&["-n", &ns.0, "link", "set", "enp1s0", "up"]);
+    let next = tokio::time::timeout(Duration::from_secs(10), lists.message())
+        .await
+        .expect("a fresh list");
+    assert_eq!(
+        ids(next.unwrap().unwrap()),
+        [
+            ("0000:01:10.0".to_string(), "Unhealthy".to_string()),
+            ("0000:01:10.4".to_string(), "Unhealthy".to_string())
+        ],
+        "the uplink VF stays out"
+    );
+}

@@ -151,7 +151,13 @@ impl Sysfs {
                 .collect();
             workers
                 .into_iter()
-                .map(|worker| worker.join().unwrap_or_default())
+                // A worker that panicked would silently drop its share of
+                // the devices: the panic goes on here instead.
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect()
         });
         let mut inventory = Inventory::default();
