@@ -1,14 +1,29 @@
-//! The Prometheus endpoint (`--metrics-addr`, off by default): per pool,
-//! its devices, healthy devices, devices handed out, registrations,
-//! Allocate calls and errors, in the text exposition format.
+//! The daemon's HTTP endpoint (`--metrics-addr`, off by default):
+//! - `/metrics`: per pool, its devices, healthy devices, devices handed out,
+//!   registrations and their failures, Allocate calls and errors; for the
+//!   daemon, its rescans. OpenMetrics text, by `prometheus-client`.
+//! - `/healthz`: the daemon's event loop answers (it runs on the same
+//!   thread as everything else).
+//! - `/readyz`: every pool with devices is served and registered; the body
+//!   says which are not, and why.
+//!
+//! Served by axum, the HTTP stack tonic already brings.
 
 use std::collections::HashSet;
-use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,11 +41,19 @@ pub struct PoolCounters {
     /// Devices handed out by Allocate since start (kubelet does not say
     /// when a pod lets one go).
     pub allocated: Mutex<HashSet<String>>,
+    /// The pool's socket is served.
+    pub serving: AtomicBool,
+    /// Kubelet accepted the pool (since its last restart).
+    pub registered: AtomicBool,
 }
 
 impl PoolCounters {
     pub fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set(flag: &AtomicBool, value: bool) {
+        flag.store(value, Ordering::Relaxed);
     }
 }
 
@@ -57,89 +80,136 @@ pub struct PoolMetrics {
     pub counters: Arc<PoolCounters>,
 }
 
-/// One metric: name, type, help, and how to read it from a pool.
+impl PoolMetrics {
+    fn devices(&self) -> usize {
+        self.view.borrow().members.len()
+    }
+}
+
+/// What a scrape reads: the pools as the config has them now.
+#[derive(Debug)]
+struct Scrape {
+    daemon: Arc<DaemonCounters>,
+    pools: watch::Receiver<Vec<PoolMetrics>>,
+}
+
+impl std::fmt::Debug for PoolMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.resource)
+    }
+}
+
+/// A per-pool series: name (a counter's without `_total`, which the
+/// encoder adds), help, type, and how to read it.
 type Series = (
     &'static str,
     &'static str,
-    &'static str,
+    MetricType,
     fn(&PoolMetrics) -> u64,
 );
 
-pub fn render(daemon: &DaemonCounters, pools: &[PoolMetrics]) -> String {
-    let mut out = String::new();
-    let rescans = daemon.rescans.load(Ordering::Relaxed);
-    let seconds = daemon.rescan_micros.load(Ordering::Relaxed) as f64 / 1e6;
-    let _ = writeln!(
-        out,
-        "# HELP sriov_dp_rescans_total Scans of the sysfs tree after start (SR-IOV link events, config changes).\n\
-         # TYPE sriov_dp_rescans_total counter\nsriov_dp_rescans_total {rescans}\n\
-         # HELP sriov_dp_rescan_seconds_total Time those scans took.\n\
-         # TYPE sriov_dp_rescan_seconds_total counter\nsriov_dp_rescan_seconds_total {seconds}"
-    );
-    let series: [Series; 7] = [
-        ("sriov_dp_devices", "gauge", "Devices in the pool.", |p| {
-            p.view.borrow().members.len() as u64
-        }),
-        (
-            "sriov_dp_healthy_devices",
-            "gauge",
-            "Healthy devices in the pool.",
-            |p| {
-                p.view
-                    .borrow()
-                    .health
-                    .iter()
-                    .filter(|h| **h == HEALTHY)
-                    .count() as u64
-            },
-        ),
-        (
-            "sriov_dp_allocated_devices",
-            "gauge",
-            "Devices handed out by Allocate since start.",
-            |p| p.counters.allocated.lock().map_or(0, |a| a.len() as u64),
-        ),
-        (
-            "sriov_dp_registrations_total",
-            "counter",
-            "Registrations with kubelet.",
-            |p| p.counters.registrations.load(Ordering::Relaxed),
-        ),
-        (
-            "sriov_dp_registration_failures_total",
-            "counter",
-            "Registration attempts kubelet refused or did not answer (each is retried).",
-            |p| p.counters.registration_failures.load(Ordering::Relaxed),
-        ),
-        (
-            "sriov_dp_allocate_calls_total",
-            "counter",
-            "Allocate calls.",
-            |p| p.counters.allocate_calls.load(Ordering::Relaxed),
-        ),
-        (
-            "sriov_dp_errors_total",
-            "counter",
-            "Failed Allocate calls and plugin-watcher registrations kubelet refused.",
-            |p| p.counters.errors.load(Ordering::Relaxed),
-        ),
-    ];
-    for (name, kind, help, value) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for pool in pools {
-            let _ = writeln!(
-                out,
-                "{name}{{resource=\"{}\"}} {}",
-                pool.resource,
-                value(pool)
-            );
+const POOL_SERIES: [Series; 7] = [
+    (
+        "sriov_dp_devices",
+        "Devices in the pool.",
+        MetricType::Gauge,
+        |p| p.devices() as u64,
+    ),
+    (
+        "sriov_dp_healthy_devices",
+        "Healthy devices in the pool.",
+        MetricType::Gauge,
+        |p| {
+            let view = p.view.borrow();
+            view.health.iter().filter(|h| **h == HEALTHY).count() as u64
+        },
+    ),
+    (
+        "sriov_dp_allocated_devices",
+        "Devices handed out by Allocate since start.",
+        MetricType::Gauge,
+        |p| p.counters.allocated.lock().map_or(0, |a| a.len() as u64),
+    ),
+    (
+        "sriov_dp_registrations",
+        "Registrations with kubelet.",
+        MetricType::Counter,
+        |p| p.counters.registrations.load(Ordering::Relaxed),
+    ),
+    (
+        "sriov_dp_registration_failures",
+        "Registration attempts kubelet refused or did not answer (each is retried).",
+        MetricType::Counter,
+        |p| p.counters.registration_failures.load(Ordering::Relaxed),
+    ),
+    (
+        "sriov_dp_allocate_calls",
+        "Allocate calls.",
+        MetricType::Counter,
+        |p| p.counters.allocate_calls.load(Ordering::Relaxed),
+    ),
+    (
+        "sriov_dp_errors",
+        "Failed Allocate calls and plugin-watcher registrations kubelet refused.",
+        MetricType::Counter,
+        |p| p.counters.errors.load(Ordering::Relaxed),
+    ),
+];
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let pools = self.pools.borrow();
+        for (name, help, kind, read) in POOL_SERIES {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for pool in pools.iter() {
+                let labels = [("resource", pool.resource.as_str())];
+                let value = read(pool);
+                let metric = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(value).encode(metric)?,
+                    _ => ConstGauge::new(value as i64).encode(metric)?,
+                }
+            }
         }
+        let rescans = self.daemon.rescans.load(Ordering::Relaxed);
+        let seconds = self.daemon.rescan_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        ConstCounter::new(rescans).encode(encoder.encode_descriptor(
+            "sriov_dp_rescans",
+            "Scans of the sysfs tree after start (SR-IOV link events, config changes).",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstCounter::new(seconds).encode(encoder.encode_descriptor(
+            "sriov_dp_rescan_seconds",
+            "Time those scans took.",
+            None,
+            MetricType::Counter,
+        )?)?;
+        Ok(())
     }
-    out
 }
 
-/// Answers `GET /metrics` on `address` until the daemon stops; `pools`
-/// follows the config.
+/// Why the daemon is not ready: the pools with devices that are not
+/// served, or not registered with kubelet.
+fn not_ready(pools: &[PoolMetrics]) -> Vec<String> {
+    pools
+        .iter()
+        .filter(|p| p.devices() > 0)
+        .filter_map(|p| {
+            let counters = &p.counters;
+            if !counters.serving.load(Ordering::Relaxed) {
+                Some(format!("{}: not served", p.resource))
+            } else if !counters.registered.load(Ordering::Relaxed) {
+                Some(format!("{}: not registered with kubelet", p.resource))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `address` until the
+/// daemon stops; `pools` follows the config.
 pub async fn serve(
     address: SocketAddr,
     daemon: Arc<DaemonCounters>,
@@ -148,26 +218,52 @@ pub async fn serve(
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| format!("metrics on {address}: {e}"))?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape {
+        daemon,
+        pools: pools.clone(),
+    }));
+    let registry = Arc::new(registry);
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                        Ok(()) => (
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            body,
+                        )
+                            .into_response(),
+                        Err(e) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let reasons = not_ready(&pools.borrow());
+                async move {
+                    if reasons.is_empty() {
+                        (StatusCode::OK, "ready\n".to_string())
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, reasons.join("\n") + "\n")
+                    }
+                }
+            }),
+        );
     tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let (pools, daemon) = (pools.clone(), daemon.clone());
-            tokio::spawn(async move {
-                let mut request = vec![0u8; 4096];
-                let n = stream.read(&mut request).await.unwrap_or(0);
-                let line = String::from_utf8_lossy(&request[..n]);
-                let (status, body) = match line.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-                    ["GET", "/metrics"] => ("200 OK", render(&daemon, &pools.borrow())),
-                    _ => ("404 Not Found", "only GET /metrics is served\n".to_string()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("warning: the metrics endpoint stopped: {e}");
         }
     });
     Ok(())

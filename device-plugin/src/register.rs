@@ -49,6 +49,7 @@ pub fn keep_registering(
     resource_name: String,
     counters: Arc<PoolCounters>,
 ) -> JoinHandle<()> {
+    PoolCounters::set(&counters.registered, false);
     tokio::spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -67,6 +68,7 @@ pub fn keep_registering(
             match attempt {
                 Ok(()) => {
                     PoolCounters::count(&counters.registrations);
+                    PoolCounters::set(&counters.registered, true);
                     return eprintln!("registered {resource_name} ({endpoint})");
                 }
                 Err(e) => {
@@ -132,6 +134,7 @@ impl registration_server::Registration for PluginWatcher {
         request: Request<RegistrationStatus>,
     ) -> Result<Response<RegistrationStatusResponse>, Status> {
         let status = request.into_inner();
+        PoolCounters::set(&self.counters.registered, status.plugin_registered);
         if status.plugin_registered {
             PoolCounters::count(&self.counters.registrations);
             eprintln!("kubelet registered {}", self.info.name);

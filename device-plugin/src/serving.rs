@@ -100,6 +100,7 @@ impl Served {
             old.abort();
         }
         let listener = bind(&self.socket)?;
+        PoolCounters::set(&self.counters.serving, true);
         let (view, resource, socket, device_info_dir, counters, cdi) = (
             self.view.subscribe(),
             self.resource.clone(),
@@ -208,6 +209,7 @@ impl Served {
     /// The pool is gone from the config: kubelet is told it has no devices,
     /// then its sockets and files go.
     pub fn remove(mut self) {
+        PoolCounters::set(&self.counters.serving, false);
         let config = self.config();
         self.update(PoolView {
             config: config.clone(),

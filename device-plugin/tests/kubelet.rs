@@ -366,13 +366,26 @@ async fn metrics_report_each_pool() {
         r#"sriov_dp_allocate_calls_total{resource="example.org/e810"} 2"#,
         r#"sriov_dp_errors_total{resource="example.org/e810"} 1"#,
         r#"sriov_dp_devices{resource="intel.com/none"} 0"#,
-        "# TYPE sriov_dp_allocate_calls_total counter",
+        r#"sriov_dp_registration_failures_total{resource="example.org/e810"} 0"#,
+        "# TYPE sriov_dp_allocate_calls counter",
+        "sriov_dp_rescans_total 0",
+        "# EOF",
     ] {
         assert!(
             response.lines().any(|l| l == line),
             "missing {line:?} in:\n{response}"
         );
     }
+    let healthz = get(&address, "/healthz").await;
+    assert!(
+        healthz.starts_with("HTTP/1.1 200 OK") && healthz.ends_with("ok\n"),
+        "{healthz}"
+    );
+    let readyz = get(&address, "/readyz").await;
+    assert!(
+        readyz.starts_with("HTTP/1.1 200 OK") && readyz.ends_with("ready\n"),
+        "{readyz}"
+    );
 }
 
 #[tokio::test]
@@ -596,7 +609,8 @@ async fn a_kubelet_that_never_answers_stalls_no_pool_and_no_signal() {
     let plugins = two_pool_tree(dir.path());
     // Accepts connections (the kernel queues them) and never answers.
     let _mute = std::os::unix::net::UnixListener::bind(plugins.join(dp::KUBELET_SOCKET)).unwrap();
-    let mut daemon = start_daemon(dir.path(), &plugins);
+    let address = free_address();
+    let mut daemon = start_daemon_in(None, dir.path(), &plugins, &["--metrics-addr", &address]);
     let sockets = [
         plugins.join("intel.com_igb.sock"),
         plugins.join("example.org_e810.sock"),

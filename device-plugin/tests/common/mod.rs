@@ -159,8 +159,13 @@ pub fn free_address() -> String {
 
 /// `GET /metrics` from the daemon: the whole response.
 pub async fn metrics(address: &str) -> String {
+    get(address, "/metrics").await
+}
+
+/// `GET <path>` from the daemon's HTTP endpoint: the whole response.
+pub async fn get(address: &str, path: &str) -> String {
     let stream = std::net::TcpStream::connect(address).unwrap();
-    get_metrics(stream).await
+    http_get(stream, path).await
 }
 
 /// `GET /metrics` from a daemon in `ns` (its loopback is up): the socket is
@@ -171,19 +176,23 @@ pub async fn metrics_in(ns: &Namespace, address: &str) -> String {
         .run(|| Ok(std::net::TcpStream::connect(address)))
         .unwrap()
         .unwrap();
-    get_metrics(stream).await
+    http_get(stream, "/metrics").await
 }
 
-async fn get_metrics(stream: std::net::TcpStream) -> String {
+async fn http_get(stream: std::net::TcpStream, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.set_nonblocking(true).unwrap();
     let mut stream = tokio::net::TcpStream::from_std(stream).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("the daemon answers and closes")
+    .unwrap();
     response
 }
 
