@@ -4,6 +4,7 @@
 //! its spec file `sriov-dp-<prefix>-<name>.json`; a device is named by its
 //! PCI address, unique across pools.
 
+use tracing::warn;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -50,7 +51,7 @@ pub fn write(dir: &Path, view: &PoolView, dev: &Path) {
         .and_then(|()| std::fs::write(&temporary, spec(view, dev).to_string()))
         .and_then(|()| std::fs::rename(&temporary, &file));
     if let Err(e) = written {
-        eprintln!("warning: CDI spec {}: {e}", file.display());
+        warn!("CDI spec {}: {e}", file.display());
     }
 }
 

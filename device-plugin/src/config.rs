@@ -6,6 +6,7 @@
 //! decoder matches them; of two keys that differ only in case, the last in
 //! the document wins, as in Go.
 
+use tracing::warn;
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
@@ -99,7 +100,7 @@ impl Config {
         }
         let config = Config::parse(&text, default_prefix)?;
         for warning in &config.warnings {
-            eprintln!("warning: {warning}");
+            warn!("{warning}");
         }
         Ok(config)
     }

@@ -8,6 +8,7 @@
 //!
 //! Sockets go on SIGTERM.
 
+use tracing::{info, warn};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -129,7 +130,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     for view in daemon.views(Some(scanned)) {
         let pool = Served::new(view, &daemon.settings);
         if !pool.has_devices() {
-            eprintln!(
+            info!(
                 "pool {} has no devices yet; advertised once it has",
                 pool.resource
             );
@@ -187,9 +188,9 @@ pub async fn run(options: Options) -> Result<(), String> {
             }
             event = config_events.next(), if configured => match event {
                 Some(Ok(_)) => daemon.reload().await,
-                Some(Err(e)) => eprintln!("warning: inotify: {e}"),
+                Some(Err(e)) => warn!("inotify: {e}"),
                 None => {
-                    eprintln!("warning: the config watch ended; config changes need a restart");
+                    warn!("the config watch ended; config changes need a restart");
                     configured = false;
                 }
             },
@@ -202,9 +203,9 @@ pub async fn run(options: Options) -> Result<(), String> {
                         daemon.kubelet_restarted();
                     }
                 }
-                Some(Err(e)) => eprintln!("warning: inotify: {e}"),
+                Some(Err(e)) => warn!("inotify: {e}"),
                 None => {
-                    eprintln!("warning: the inotify watch ended; kubelet restarts will not be seen");
+                    warn!("the inotify watch ended; kubelet restarts will not be seen");
                     watching = false;
                 }
             },
@@ -238,14 +239,13 @@ impl Daemon {
             let routes = match default_route_interfaces(&self.proc_net) {
                 Ok(routes) => routes,
                 Err(e) => {
-                    eprintln!(
-                        "warning: {e}; the default routes read before stand (the host's uplink stays out)"
+                    warn!("{e}; the default routes read before stand (the host's uplink stays out)"
                     );
                     self.routes.clone()
                 }
             };
             let inventory = self.sysfs.scan(&routes).unwrap_or_else(|e| {
-                eprintln!("warning: cannot read {}: {e}", self.sysfs.root().display());
+                warn!("cannot read {}: {e}", self.sysfs.root().display());
                 Inventory::default()
             });
             self.counters.rescanned(started.elapsed());
@@ -283,7 +283,7 @@ impl Daemon {
         let views = self.views(None);
         for (pool, view) in self.served.iter().zip(views) {
             if pool.update(view) {
-                eprintln!("{}: devices or health changed", pool.resource);
+                info!("{}: devices or health changed", pool.resource);
             }
         }
         self.start_serving();
@@ -297,7 +297,7 @@ impl Daemon {
             // Serving before registering: kubelet dials back at once.
             match pool.serve() {
                 Ok(()) => pool.register(),
-                Err(e) => eprintln!("warning: {e}"),
+                Err(e) => warn!("{e}"),
             }
         }
     }
@@ -309,7 +309,7 @@ impl Daemon {
         self.pins = match pod_resources::in_use(&self.pod_resources_socket).await {
             Ok(pins) => pins,
             Err(e) => {
-                eprintln!("warning: {e}; devices handed out since start stay in their pools");
+                warn!("{e}; devices handed out since start stay in their pools");
                 let mut pins = std::mem::take(&mut self.pins);
                 for pool in &self.served {
                     for id in pool.handed_out() {
@@ -329,13 +329,13 @@ impl Daemon {
         let config = match Config::load(&self.config_file, &self.resource_prefix) {
             Ok(config) => config,
             Err(e) => {
-                return eprintln!("warning: config not applied, the current one stays: {e}");
+                return warn!("config not applied, the current one stays: {e}");
             }
         };
         if config.resources == self.config.resources {
             return;
         }
-        eprintln!("config changed; applying it");
+        info!("config changed; applying it");
         self.update_pins().await;
         self.config = config;
         let mut old = std::mem::take(&mut self.served);
@@ -363,18 +363,18 @@ impl Daemon {
         for pool in self.served.iter_mut().filter(|p| p.is_serving()) {
             if name == OsStr::new(&pool.endpoint) && !pool.socket.exists() {
                 if let Err(e) = pool.serve() {
-                    eprintln!("warning: {e}");
+                    warn!("{e}");
                 }
             }
         }
     }
 
     fn kubelet_restarted(&mut self) {
-        eprintln!("kubelet.sock is new: kubelet restarted; registering again");
+        info!("kubelet.sock is new: kubelet restarted; registering again");
         for pool in self.served.iter_mut().filter(|p| p.is_serving()) {
             if !pool.socket.exists() {
                 if let Err(e) = pool.serve() {
-                    eprintln!("warning: {e}");
+                    warn!("{e}");
                 }
             }
             pool.register();
@@ -395,7 +395,7 @@ fn watch_links() -> mpsc::Receiver<LinkEvents> {
     std::thread::spawn(move || {
         let mut monitor = match LinkMonitor::open() {
             Ok(monitor) => monitor,
-            Err(e) => return eprintln!("warning: no link events, health will not change: {e}"),
+            Err(e) => return warn!("no link events, health will not change: {e}"),
         };
         loop {
             match monitor.wait() {
@@ -405,7 +405,7 @@ fn watch_links() -> mpsc::Receiver<LinkEvents> {
                     }
                 }
                 Err(e) => {
-                    return eprintln!("warning: link events stopped, health will not change: {e}")
+                    return warn!("link events stopped, health will not change: {e}")
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The devices a pool can hold: every VF, and every SR-IOV PF that has no
 //! VFs enabled, less what must never be given away.
 
+use tracing::warn;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -83,7 +84,7 @@ pub fn scan(sysfs: &Sysfs, proc_net: &Path) -> Result<(Inventory, HashSet<String
     let routes = default_route_interfaces(proc_net).map_err(|e| e.to_string())?;
     let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
     for problem in &inventory.problems {
-        eprintln!("warning: skipped: {problem}");
+        warn!("skipped: {problem}");
     }
     Ok((inventory, routes))
 }

@@ -3,6 +3,7 @@
 //! naming. Written at Allocate; a pool's files left by an earlier run, and
 //! the file of a device that left the pool, are removed.
 
+use tracing::warn;
 use std::path::{Path, PathBuf};
 
 use crate::pool::Member;
@@ -24,7 +25,7 @@ pub fn write(dir: &Path, resource_name: &str, members: &[&Member]) {
         let device = &member.device;
         let file = path(dir, resource_name, &device.address.to_string());
         if let Err(e) = sriovnet::write_device_info(&file, device.address, device.pf_address) {
-            eprintln!("warning: device info for {}: {e}", device.address);
+            warn!("device info for {}: {e}", device.address);
         }
     }
 }

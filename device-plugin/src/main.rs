@@ -77,34 +77,46 @@ struct Cli {
     upstream_logging: UpstreamLogging,
 }
 
-/// Upstream's logging flags (its image's entrypoint and glog's), accepted
-/// so that its DaemonSet args work; we log to stderr at one level.
+/// Logging: ours, and upstream's flags (its image's entrypoint and
+/// glog's), so that its DaemonSet args work. `--log-level` and `-v` set the
+/// level; glog's file and filter flags are accepted and ignored (logs go
+/// to stderr, where kubelet's container runtime collects them).
 #[derive(Args)]
 struct UpstreamLogging {
-    #[arg(long, hide = true)]
+    /// Log level: error, warn, info (default), debug or trace; or a glog
+    /// verbosity number (0 is info, 1-3 debug, 4 and more trace).
+    #[arg(long, global = true)]
     log_level: Option<String>,
-    #[arg(long, alias = "log_dir", hide = true)]
+    /// Log lines as text (default) or as JSON objects, one per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[arg(long, global = true, alias = "log_dir", hide = true)]
     log_dir: Option<String>,
-    #[arg(long = "v", hide = true)]
+    #[arg(long = "v", global = true, hide = true)]
     verbosity: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
     logtostderr: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
     alsologtostderr: Option<String>,
-    #[arg(long, hide = true)]
+    #[arg(long, global = true, hide = true)]
     stderrthreshold: Option<String>,
-    #[arg(long, hide = true)]
+    #[arg(long, global = true, hide = true)]
     vmodule: Option<String>,
-    #[arg(long, alias = "log_file", hide = true)]
+    #[arg(long, global = true, alias = "log_file", hide = true)]
     log_file: Option<String>,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 impl UpstreamLogging {
-    fn any(&self) -> bool {
+    /// glog's flags that have no meaning here, if any was given.
+    fn ignored(&self) -> bool {
         [
-            &self.log_level,
             &self.log_dir,
-            &self.verbosity,
             &self.logtostderr,
             &self.alsologtostderr,
             &self.stderrthreshold,
@@ -113,6 +125,50 @@ impl UpstreamLogging {
         ]
         .iter()
         .any(|flag| flag.is_some())
+    }
+
+    /// The level `--log-level` or `-v` asks for (`--log-level` first).
+    fn level(&self) -> Result<tracing::Level, String> {
+        let Some((flag, value)) = [("--log-level", &self.log_level), ("-v", &self.verbosity)]
+            .into_iter()
+            .find_map(|(flag, value)| Some((flag, value.as_deref()?)))
+        else {
+            return Ok(tracing::Level::INFO);
+        };
+        if let Ok(verbosity) = value.parse::<u32>() {
+            return Ok(match verbosity {
+                0 => tracing::Level::INFO,
+                1..=3 => tracing::Level::DEBUG,
+                _ => tracing::Level::TRACE,
+            });
+        }
+        match value.to_ascii_lowercase().as_str() {
+            "error" => Ok(tracing::Level::ERROR),
+            "warn" | "warning" => Ok(tracing::Level::WARN),
+            "info" => Ok(tracing::Level::INFO),
+            "debug" => Ok(tracing::Level::DEBUG),
+            "trace" => Ok(tracing::Level::TRACE),
+            _ => Err(format!(
+                "{flag} \"{value}\" is not error, warn, info, debug, trace or a number"
+            )),
+        }
+    }
+
+    /// Logs to stderr, with timestamps, at the level asked for.
+    fn init(&self) -> Result<(), String> {
+        let builder = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_target(false)
+            .with_max_level(self.level()?);
+        match self.log_format {
+            LogFormat::Text => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
+        if self.ignored() {
+            tracing::info!("glog's file and filter flags are accepted and ignored; logs go to stderr");
+        }
+        Ok(())
     }
 }
 
@@ -148,11 +204,6 @@ fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), String> {
 }
 
 fn serve(cli: Cli) -> Result<(), String> {
-    if cli.upstream_logging.any() {
-        eprintln!(
-            "note: upstream's logging flags are accepted and ignored; everything goes to stderr"
-        );
-    }
     // One thread is enough for a handful of pools and keeps the daemon small.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -193,6 +244,10 @@ fn go_style(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsS
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(go_style(std::env::args_os()));
+    if let Err(reason) = cli.upstream_logging.init() {
+        eprintln!("sriov-device-plugin: {reason}");
+        return ExitCode::from(2);
+    }
     let outcome = match &cli.command {
         Some(Command::Discover(args)) => discover(&cli, args),
         None => serve(cli),
@@ -200,7 +255,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("sriov-device-plugin: {reason}");
+            tracing::error!("{reason}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@
 //!
 //! Served by axum, the HTTP stack tonic already brings.
 
+use tracing::warn;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -263,7 +264,7 @@ pub async fn serve(
         );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("warning: the metrics endpoint stopped: {e}");
+            warn!("the metrics endpoint stopped: {e}");
         }
     });
     Ok(())

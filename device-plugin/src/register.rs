@@ -4,6 +4,7 @@
 //! plugins_registry directory, which kubelet finds, asks `GetInfo`, dials
 //! the pool, and answers with `NotifyRegistrationStatus`.
 
+use tracing::{info, warn};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,11 +70,11 @@ pub fn keep_registering(
                 Ok(()) => {
                     PoolCounters::count(&counters.registrations);
                     PoolCounters::set(&counters.registered, true);
-                    return eprintln!("registered {resource_name} ({endpoint})");
+                    return info!("registered {resource_name} ({endpoint})");
                 }
                 Err(e) => {
                     PoolCounters::count(&counters.registration_failures);
-                    eprintln!("warning: {e}; trying again in {} ms", backoff.as_millis());
+                    warn!("{e}; trying again in {} ms", backoff.as_millis());
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -137,11 +138,10 @@ impl registration_server::Registration for PluginWatcher {
         PoolCounters::set(&self.counters.registered, status.plugin_registered);
         if status.plugin_registered {
             PoolCounters::count(&self.counters.registrations);
-            eprintln!("kubelet registered {}", self.info.name);
+            info!("kubelet registered {}", self.info.name);
         } else {
             PoolCounters::count(&self.counters.errors);
-            eprintln!(
-                "warning: kubelet refused {}: {}",
+            warn!("kubelet refused {}: {}",
                 self.info.name, status.error
             );
         }
@@ -177,6 +177,9 @@ pub fn serve_plugin_watcher(
             .add_service(service)
             .serve_with_incoming(kubelet_api::legacy_authority::incoming(listener))
             .await;
-        eprintln!("warning: {resource}: plugin-watcher socket stopped ({served:?})");
+        match served {
+            Ok(()) => warn!("{resource}: plugin-watcher socket closed"),
+            Err(e) => warn!("{resource}: plugin-watcher socket stopped: {e}"),
+        }
     }))
 }

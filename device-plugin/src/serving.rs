@@ -2,6 +2,7 @@
 //! itself again if it stops, and its registration, either with `Register`
 //! on `kubelet.sock` or through kubelet's plugin watcher.
 
+use tracing::{info, warn};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,7 +116,7 @@ impl Served {
                 let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
                     Ok(l) => kubelet_api::legacy_authority::incoming(l),
                     Err(e) => {
-                        eprintln!("warning: {resource}: {e}");
+                        warn!("{resource}: {e}");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
@@ -130,7 +131,10 @@ impl Served {
                     .add_service(service)
                     .serve_with_incoming(incoming)
                     .await;
-                eprintln!("warning: {resource}: server stopped ({served:?}); serving again");
+                match served {
+                    Ok(()) => warn!("{resource}: server closed; serving again"),
+                    Err(e) => warn!("{resource}: server stopped: {e}; serving again"),
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }));
@@ -194,11 +198,11 @@ impl Served {
                 ) {
                     Ok(server) => {
                         self.registry = Some(server);
-                        eprintln!("offered {} to the plugin watcher", self.resource);
+                        info!("offered {} to the plugin watcher", self.resource);
                     }
                     Err(e) => {
                         PoolCounters::count(&self.counters.registration_failures);
-                        eprintln!("warning: {e}");
+                        warn!("{e}");
                     }
                 }
             }
@@ -236,7 +240,7 @@ impl Served {
                 server.abort();
             });
         }
-        eprintln!("pool {} removed", self.resource);
+        info!("pool {} removed", self.resource);
     }
 
     /// Sockets go when the daemon stops.

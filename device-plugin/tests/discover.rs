@@ -245,7 +245,7 @@ fn an_invalid_config_exits_with_a_one_line_reason() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("sriov-device-plugin: resourceList[0]: resourceName"),
+        stderr.contains(" ERROR resourceList[0]: resourceName"),
         "{stderr}"
     );
 
@@ -254,7 +254,25 @@ fn an_invalid_config_exits_with_a_one_line_reason() {
     let output = discover(dir.path(), &dropped, &[]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr)
-        .contains("warning: pool intel.com/x dropped: ddpProfiles is not supported"));
+        .contains(" WARN pool intel.com/x dropped: ddpProfiles is not supported"));
+
+    // As JSON lines, for a log pipeline.
+    let output = discover(dir.path(), &dropped, &["--log-format", "json"]);
+    let line: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(
+        line["fields"]["message"],
+        "pool intel.com/x dropped: ddpProfiles is not supported"
+    );
+    assert!(line["timestamp"].is_string(), "{line}");
+    // --log-level error: the warning is not logged; a level that is none
+    // is refused, naming flag and value.
+    let output = discover(dir.path(), &dropped, &["--log-level", "error"]);
+    assert!(output.status.success() && output.stderr.is_empty());
+    let output = discover(dir.path(), &dropped, &["--log-level", "loud"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains(r#"--log-level "loud" is not error, warn, info, debug, trace or a number"#));
 
     let missing = Command::new(env!("CARGO_BIN_EXE_sriov-device-plugin"))
         .args(["discover", "--config-file", "/nonexistent/config.json"])
