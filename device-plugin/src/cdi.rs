@@ -4,8 +4,8 @@
 //! its spec file `sriov-dp-<prefix>-<name>.json`; a device is named by its
 //! PCI address, unique across pools.
 
-use tracing::warn;
 use std::path::{Path, PathBuf};
+use tracing::warn;
 
 use serde_json::{json, Value};
 

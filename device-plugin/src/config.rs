@@ -6,8 +6,8 @@
 //! decoder matches them; of two keys that differ only in case, the last in
 //! the document wins, as in Go.
 
-use tracing::warn;
 use std::collections::{BTreeMap, HashSet};
+use tracing::warn;
 
 use serde_json::{Map, Value};
 

@@ -1,9 +1,9 @@
 //! The devices a pool can hold: every VF, and every SR-IOV PF that has no
 //! VFs enabled, less what must never be given away.
 
-use tracing::warn;
 use std::collections::HashSet;
 use std::path::Path;
+use tracing::warn;
 
 use sriovnet::{
     default_route_interfaces, Inventory, LinkType, PciAddress, PhysicalFunction, Sysfs,

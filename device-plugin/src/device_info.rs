@@ -3,8 +3,8 @@
 //! naming. Written at Allocate; a pool's files left by an earlier run, and
 //! the file of a device that left the pool, are removed.
 
-use tracing::warn;
 use std::path::{Path, PathBuf};
+use tracing::warn;
 
 use crate::pool::Member;
 

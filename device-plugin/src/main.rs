@@ -166,7 +166,9 @@ impl UpstreamLogging {
             LogFormat::Json => builder.json().init(),
         }
         if self.ignored() {
-            tracing::info!("glog's file and filter flags are accepted and ignored; logs go to stderr");
+            tracing::info!(
+                "glog's file and filter flags are accepted and ignored; logs go to stderr"
+            );
         }
         Ok(())
     }

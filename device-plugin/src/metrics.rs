@@ -9,11 +9,11 @@
 //!
 //! Served by axum, the HTTP stack tonic already brings.
 
-use tracing::warn;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tracing::warn;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -4,10 +4,10 @@
 //! plugins_registry directory, which kubelet finds, asks `GetInfo`, dials
 //! the pool, and answers with `NotifyRegistrationStatus`.
 
-use tracing::{info, warn};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::{info, warn};
 
 use kubelet_api::deviceplugin::v1beta1::{
     registration_client::RegistrationClient, DevicePluginOptions, RegisterRequest, VERSION,
@@ -141,9 +141,7 @@ impl registration_server::Registration for PluginWatcher {
             info!("kubelet registered {}", self.info.name);
         } else {
             PoolCounters::count(&self.counters.errors);
-            warn!("kubelet refused {}: {}",
-                self.info.name, status.error
-            );
+            warn!("kubelet refused {}: {}", self.info.name, status.error);
         }
         Ok(Response::new(RegistrationStatusResponse {}))
     }

@@ -2,11 +2,11 @@
 //! itself again if it stops, and its registration, either with `Register`
 //! on `kubelet.sock` or through kubelet's plugin watcher.
 
-use tracing::{info, warn};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::{info, warn};
 
 use kubelet_api::deviceplugin::v1beta1::device_plugin_server::DevicePluginServer;
 use tokio::net::UnixListener;
