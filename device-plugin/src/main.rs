@@ -2,32 +2,16 @@
 //! resources. Without a subcommand it is the daemon; `discover` prints the
 //! pools this host would advertise under a config, and exits.
 
-mod allocate;
-mod cdi;
-mod config;
-mod config_watch;
-mod daemon;
-mod device;
-mod device_info;
-mod discover;
-mod health;
-mod instance;
-mod metrics;
-mod pod_resources;
-mod pool;
-mod preferred;
-mod register;
-mod selector;
-mod server;
-mod serving;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sriovnet::Sysfs;
 
-use config::{Config, DEFAULT_PREFIX};
+use sriov_device_plugin::core::config::{Config, DEFAULT_PREFIX};
+use sriov_device_plugin::core::{inventory, pool};
+use sriov_device_plugin::daemon;
+use sriov_device_plugin::frontends::{cdi, device_info, discover};
 
 #[derive(Parser)]
 #[command(name = "sriov-device-plugin", version, about)]
@@ -195,8 +179,8 @@ enum Output {
 fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), String> {
     let config = Config::load(&cli.config_file, &cli.resource_prefix)?;
     let sysfs = Sysfs::new(&cli.sysfs_root);
-    let (inventory, routes) = device::scan(&sysfs, &cli.proc_net)?;
-    let devices = device::candidates(&sysfs, &inventory, &routes);
+    let (inventory, routes) = inventory::scan(&sysfs, &cli.proc_net)?;
+    let devices = inventory::candidates(&sysfs, &inventory, &routes);
     let pools = pool::assign(&config.resources, &devices, &pool::Pins::new());
     match args.output {
         Output::Json => println!("{}", discover::to_json(&sysfs, &pools)),

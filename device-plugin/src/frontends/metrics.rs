@@ -28,8 +28,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::health::HEALTHY;
-use crate::server::PoolView;
+use crate::core::health::HEALTHY;
+use crate::core::view::PoolView;
 
 /// Counters of one pool, shared by its server and the daemon.
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::pool::Member;
+use crate::core::pool::Member;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -84,7 +84,7 @@ pub fn preferred(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Device;
+    use crate::core::inventory::Device;
 
     fn member(address: &str, pf: &str, index: u32, numa: u32) -> Member {
         Member {

@@ -11,7 +11,7 @@ use kubelet_api::podresources::v1::{
 };
 use sriovnet::PciAddress;
 
-use crate::pool::Pins;
+use crate::core::pool::Pins;
 
 /// Every device a pod holds, by the resource it was allocated from; device
 /// IDs that are not PCI addresses (other plugins') are left out.

@@ -11,8 +11,8 @@ use tracing::warn;
 
 use serde_json::{Map, Value};
 
-use crate::preferred::Policy;
-use crate::selector::Selector;
+use crate::core::allocation::Policy;
+use crate::core::selector::Selector;
 
 pub const DEFAULT_PREFIX: &str = "intel.com";
 
@@ -264,7 +264,7 @@ fn resource(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selector::PfMatch;
+    use crate::core::selector::PfMatch;
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!(

@@ -14,23 +14,16 @@ use tokio::sync::watch;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::config::ResourceConfig;
-use crate::health::HEALTHY;
-use crate::metrics::PoolCounters;
-use crate::pool::Member;
-use crate::{allocate, cdi, device_info, preferred};
+use crate::core::allocation;
+use crate::core::health::HEALTHY;
+use crate::core::pool::Member;
+use crate::core::view::PoolView;
+use crate::frontends::kubelet::allocate;
+use crate::frontends::metrics::PoolCounters;
+use crate::frontends::{cdi, device_info};
 
 /// Where device nodes are looked up.
 pub const DEV: &str = "/dev";
-
-/// A pool as it is now: its config, devices and their health, in one piece
-/// so that a change of any reaches kubelet as one fresh list.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolView {
-    pub config: ResourceConfig,
-    pub members: Vec<Member>,
-    pub health: Vec<&'static str>,
-}
 
 /// What kubelet sees of a pool; every ListAndWatch stream sends a fresh
 /// list whenever the view changes.
@@ -129,7 +122,7 @@ impl DevicePlugin for PoolService {
             .container_requests
             .into_iter()
             .map(|r| dp::ContainerPreferredAllocationResponse {
-                device_i_ds: preferred::preferred(
+                device_i_ds: allocation::preferred(
                     &r.available_device_i_ds,
                     &r.must_include_device_i_ds,
                     r.allocation_size.max(0) as usize,

@@ -8,6 +8,9 @@
 //!
 //! Sockets go on SIGTERM.
 
+pub mod config_watch;
+pub mod instance;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -23,15 +26,17 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
-use crate::config::Config;
-use crate::health::health_of;
-use crate::instance::Instance;
-use crate::metrics::{self, DaemonCounters, PoolMetrics};
-use crate::pool::{self, Pins};
-use crate::register::Registration;
-use crate::server::PoolView;
-use crate::serving::{Served, Settings};
-use crate::{cdi, config_watch, device, pod_resources};
+use crate::core::config::Config;
+use crate::core::health::health_of;
+use crate::core::inventory;
+use crate::core::pool::{self, Pins};
+use crate::core::view::PoolView;
+use crate::frontends::cdi;
+use crate::frontends::kubelet::endpoint::{Served, Settings};
+use crate::frontends::kubelet::pod_resources;
+use crate::frontends::kubelet::registration::Registration;
+use crate::frontends::metrics::{self, DaemonCounters, PoolMetrics};
+use instance::Instance;
 
 pub struct Options {
     pub config_file: PathBuf,
@@ -84,7 +89,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     // Before anything in the directory is touched.
     let _instance = Instance::lock(&options.device_plugin_dir)?;
     let sysfs = Sysfs::new(&options.sysfs_root);
-    let scanned = device::scan(&sysfs, &options.proc_net)?;
+    let scanned = inventory::scan(&sysfs, &options.proc_net)?;
 
     // Watch before the first registration, so a kubelet restart in between
     // is not missed.
@@ -250,7 +255,7 @@ impl Daemon {
                 pf.netdevs.iter().map(|n| n.name.clone()).chain(vfs)
             })
             .collect();
-        let devices = device::candidates(&self.sysfs, &inventory, &routes);
+        let devices = inventory::candidates(&self.sysfs, &inventory, &routes);
         self.routes = routes;
         pool::assign(&self.config.resources, &devices, &self.pins)
             .into_iter()

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use tracing::warn;
 
-use crate::pool::Member;
+use crate::core::pool::Member;
 
 pub const DEFAULT_DIR: &str = "/var/run/k8s.cni.cncf.io/devinfo/dp";
 

@@ -9,9 +9,9 @@ use tracing::warn;
 
 use serde_json::{json, Value};
 
-use crate::allocate::device_nodes;
-use crate::config::ResourceConfig;
-use crate::server::PoolView;
+use crate::core::config::ResourceConfig;
+use crate::core::container::device_nodes;
+use crate::core::view::PoolView;
 
 pub const DEFAULT_DIR: &str = "/var/run/cdi";
 const FILE_PREFIX: &str = "sriov-dp-";
@@ -34,7 +34,7 @@ pub fn spec(view: &PoolView, dev: &Path) -> Value {
         .map(|m| {
             let nodes: Vec<Value> = device_nodes(m, dev)
                 .iter()
-                .map(|n| json!({ "path": n.container_path, "hostPath": n.host_path, "permissions": n.permissions }))
+                .map(|path| json!({ "path": path, "hostPath": path, "permissions": "rw" }))
                 .collect();
             json!({ "name": m.device.address.to_string(), "containerEdits": { "deviceNodes": nodes } })
         })

@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 
 use serde_json::{Map, Value};
 
-use crate::device::Device;
+use crate::core::inventory::Device;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selector {

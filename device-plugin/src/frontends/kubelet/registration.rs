@@ -19,7 +19,7 @@ use kubelet_api::pluginregistration::v1::{
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
-use crate::metrics::PoolCounters;
+use crate::frontends::metrics::PoolCounters;
 
 #[derive(Clone, Debug)]
 pub enum Registration {
@@ -159,7 +159,7 @@ pub fn serve_plugin_watcher(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let listener = crate::serving::bind(&registry_socket(dir, &endpoint))?;
+    let listener = crate::frontends::kubelet::endpoint::bind(&registry_socket(dir, &endpoint))?;
     let service = registration_server::RegistrationServer::new(PluginWatcher {
         info: PluginInfo {
             r#type: DEVICE_PLUGIN.to_string(),

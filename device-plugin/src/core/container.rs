@@ -1,17 +1,17 @@
-//! What a container gets for its devices: the `PCIDEVICE_*` variables in
-//! upstream's format, and the device nodes a userspace VF needs.
+//! What a container gets for its pool devices, whichever API hands them
+//! out: the `PCIDEVICE_*` variables in upstream's format, with their
+//! `_INFO` JSON, and the device nodes a userspace VF needs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kubelet_api::deviceplugin::v1beta1::{CdiDevice, ContainerAllocateResponse, DeviceSpec};
 use serde_json::{json, Map, Value};
 
-use crate::pool::Member;
+use crate::core::pool::Member;
 
 /// `PCIDEVICE_<PREFIX>_<NAME>`: upper-cased, with `.`, `/` and `-` as `_`.
 pub fn env_name(resource_name: &str) -> String {
-    let name: String = format!("PCIDEVICE_{resource_name}")
+    format!("PCIDEVICE_{resource_name}")
         .chars()
         .map(|c| {
             if matches!(c, '.' | '/' | '-') {
@@ -20,19 +20,9 @@ pub fn env_name(resource_name: &str) -> String {
                 c.to_ascii_uppercase()
             }
         })
-        .collect();
-    name
+        .collect()
 }
 
-fn spec(path: &str) -> DeviceSpec {
-    DeviceSpec {
-        container_path: path.to_string(),
-        host_path: path.to_string(),
-        permissions: "rw".to_string(),
-    }
-}
-
-/// The response for one container's devices, all already known and healthy.
 /// The IOMMU group of a VF on vfio-pci.
 fn vfio_group(member: &Member) -> Option<u32> {
     match member.device.driver.as_deref() {
@@ -47,29 +37,29 @@ fn wants_vhost(member: &Member, dev: &Path) -> bool {
     member.need_vhost_net && dev.join("vhost-net").exists() && dev.join("net/tun").exists()
 }
 
-/// The device nodes a device needs in a container: for Allocate's device
-/// specs and for CDI specs alike.
-pub fn device_nodes(member: &Member, dev: &Path) -> Vec<DeviceSpec> {
+/// The device nodes a device needs in a container, by path (the same in
+/// the host and the container).
+pub fn device_nodes(member: &Member, dev: &Path) -> Vec<String> {
     let mut nodes = Vec::new();
     if let Some(group) = vfio_group(member) {
-        nodes.extend([spec("/dev/vfio/vfio"), spec(&format!("/dev/vfio/{group}"))]);
+        nodes.extend(["/dev/vfio/vfio".to_string(), format!("/dev/vfio/{group}")]);
     }
     if wants_vhost(member, dev) {
-        nodes.extend([spec("/dev/vhost-net"), spec("/dev/net/tun")]);
+        nodes.extend(["/dev/vhost-net".to_string(), "/dev/net/tun".to_string()]);
     }
     nodes
 }
 
-/// The response for one container's devices, all already known and
-/// healthy. With CDI (`cdi_kind`), the devices are named for the runtime
-/// to resolve instead of listed as device nodes.
-pub fn container_response(
+/// The environment of a container with `members`: `PCIDEVICE_<NAME>` with
+/// their addresses, and `PCIDEVICE_<NAME>_INFO` with, per device, its
+/// `generic` id, its `vfio` and `vhost` mounts, and the pool's
+/// `additionalInfo` as `extra`.
+pub fn env(
     resource_name: &str,
     members: &[&Member],
     additional_info: &BTreeMap<String, BTreeMap<String, String>>,
     dev: &Path,
-    cdi_kind: Option<&str>,
-) -> ContainerAllocateResponse {
+) -> [(String, String); 2] {
     let name = env_name(resource_name);
     let ids: Vec<String> = members
         .iter()
@@ -98,33 +88,10 @@ pub fn container_response(
         }
         info.insert(id.clone(), Value::Object(providers));
     }
-    let mut response = ContainerAllocateResponse {
-        envs: [
-            (name.clone(), ids.join(",")),
-            (format!("{name}_INFO"), Value::Object(info).to_string()),
-        ]
-        .into(),
-        ..Default::default()
-    };
-    match cdi_kind {
-        Some(kind) => {
-            response.cdi_devices = ids
-                .iter()
-                .map(|id| CdiDevice {
-                    name: format!("{kind}={id}"),
-                })
-                .collect();
-        }
-        None => {
-            let mut seen = std::collections::HashSet::new();
-            response.devices = members
-                .iter()
-                .flat_map(|m| device_nodes(m, dev))
-                .filter(|d| seen.insert(d.host_path.clone()))
-                .collect();
-        }
-    }
-    response
+    [
+        (name.clone(), ids.join(",")),
+        (format!("{name}_INFO"), Value::Object(info).to_string()),
+    ]
 }
 
 #[cfg(test)]

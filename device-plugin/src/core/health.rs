@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sriovnet::Sysfs;
 
-use crate::device::Device;
+use crate::core::inventory::Device;
 
 pub const HEALTHY: &str = "Healthy";
 pub const UNHEALTHY: &str = "Unhealthy";

@@ -14,11 +14,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
 
-use crate::config::ResourceConfig;
-use crate::metrics::{PoolCounters, PoolMetrics};
-use crate::register::Registration;
-use crate::server::{PoolService, PoolView, DEV};
-use crate::{cdi, device_info};
+use crate::core::config::ResourceConfig;
+use crate::core::view::PoolView;
+use crate::frontends::kubelet::registration::Registration;
+use crate::frontends::kubelet::service::{PoolService, DEV};
+use crate::frontends::metrics::{PoolCounters, PoolMetrics};
+use crate::frontends::{cdi, device_info};
 
 /// What every pool shares: where things go and how to register.
 #[derive(Clone)]
@@ -182,7 +183,7 @@ impl Served {
                 if let Some(old) = self.registering.take() {
                     old.abort();
                 }
-                self.registering = Some(crate::register::keep_registering(
+                self.registering = Some(crate::frontends::kubelet::registration::keep_registering(
                     kubelet_socket.clone(),
                     self.endpoint.clone(),
                     self.resource.clone(),
@@ -190,7 +191,7 @@ impl Served {
                 ));
             }
             Registration::PluginWatcher(dir) if self.registry.is_none() => {
-                match crate::register::serve_plugin_watcher(
+                match crate::frontends::kubelet::registration::serve_plugin_watcher(
                     dir,
                     &self.resource,
                     &self.socket,
@@ -226,7 +227,9 @@ impl Served {
         if let Some(registry) = self.registry.take() {
             registry.abort();
             if let Registration::PluginWatcher(dir) = &self.settings.registration {
-                let _ = std::fs::remove_file(crate::register::registry_socket(dir, &self.endpoint));
+                let _ = std::fs::remove_file(
+                    crate::frontends::kubelet::registration::registry_socket(dir, &self.endpoint),
+                );
             }
         }
         let _ = std::fs::remove_file(&self.socket);
@@ -249,7 +252,10 @@ impl Served {
         if let (Some(_), Registration::PluginWatcher(dir)) =
             (&self.registry, &self.settings.registration)
         {
-            let _ = std::fs::remove_file(crate::register::registry_socket(dir, &self.endpoint));
+            let _ = std::fs::remove_file(crate::frontends::kubelet::registration::registry_socket(
+                dir,
+                &self.endpoint,
+            ));
         }
     }
 }

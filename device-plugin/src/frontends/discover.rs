@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 use sriovnet::Sysfs;
 
-use crate::health::health_of;
-use crate::pool::Pool;
+use crate::core::health::health_of;
+use crate::core::pool::Pool;
 
 fn opt<T: ToString>(value: Option<T>) -> Value {
     value.map_or(Value::Null, |v| json!(v.to_string()))

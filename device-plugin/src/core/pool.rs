@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use sriovnet::PciAddress;
 
-use crate::config::ResourceConfig;
-use crate::device::Device;
+use crate::core::config::ResourceConfig;
+use crate::core::inventory::Device;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {

@@ -1,0 +1,9 @@
+//! What reads the core and serves it to someone: kubelet's device-plugin
+//! API, CDI specs, NPWG device-info files, the metrics and health endpoint,
+//! and `discover`'s report.
+
+pub mod cdi;
+pub mod device_info;
+pub mod discover;
+pub mod kubelet;
+pub mod metrics;

@@ -1,0 +1,9 @@
+//! The SR-IOV device plugin as a library: a `core` that knows devices,
+//! pools and health; `frontends` that only read it (kubelet's device-plugin
+//! API, CDI, device-info files, metrics, `discover`); and the `daemon` that
+//! keeps the core up to date from events and runs the frontends. The
+//! binary (`main.rs`) is its command line.
+
+pub mod core;
+pub mod daemon;
+pub mod frontends;
