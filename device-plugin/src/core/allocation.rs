@@ -104,6 +104,7 @@ mod tests {
                 rdma: false,
             },
             need_vhost_net: false,
+            healthy: true,
         }
     }
 

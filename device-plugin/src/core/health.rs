@@ -6,10 +6,7 @@ use std::collections::HashMap;
 
 use sriovnet::Sysfs;
 
-use crate::core::inventory::Device;
-
-pub const HEALTHY: &str = "Healthy";
-pub const UNHEALTHY: &str = "Unhealthy";
+use crate::core::pool::Member;
 
 /// Whether a netdev's link is up. `unknown` (virtual and some NIC drivers
 /// report it) counts as up; only a link known to be down is down.
@@ -22,24 +19,18 @@ pub fn link_up(sysfs: &Sysfs, netdev: &str) -> bool {
     !(operstate_down || no_carrier)
 }
 
-/// The health of each device, in order. A PF's link is read once for all
-/// of its VFs.
-pub fn health_of(sysfs: &Sysfs, devices: &[&Device]) -> Vec<&'static str> {
-    let mut links: HashMap<&str, bool> = HashMap::new();
-    devices
-        .iter()
-        .map(
-            |device| match device.pf_name.as_deref().or(device.netdev.as_deref()) {
-                Some(name) => {
-                    let up = *links.entry(name).or_insert_with(|| link_up(sysfs, name));
-                    if up {
-                        HEALTHY
-                    } else {
-                        UNHEALTHY
-                    }
-                }
-                None => HEALTHY,
-            },
-        )
-        .collect()
+/// Sets each member's health from the tree: a device is healthy unless the
+/// link of its PF (its own, for a PF) is down. A PF's link is read once for
+/// all of its VFs.
+pub fn mark(sysfs: &Sysfs, members: &mut [Member]) {
+    let mut links: HashMap<String, bool> = HashMap::new();
+    for member in members {
+        let device = &member.device;
+        member.healthy = match device.pf_name.as_deref().or(device.netdev.as_deref()) {
+            Some(name) => *links
+                .entry(name.to_string())
+                .or_insert_with(|| link_up(sysfs, name)),
+            None => true,
+        };
+    }
 }

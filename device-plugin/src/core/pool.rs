@@ -21,6 +21,9 @@ pub struct Member {
     pub device: Device,
     /// The selector that took it asked for /dev/vhost-net and /dev/net/tun.
     pub need_vhost_net: bool,
+    /// The PF's link is up (see `core::health`); a new member is healthy
+    /// until the tree is read.
+    pub healthy: bool,
 }
 
 /// Devices in use by pods, by the resource they were allocated from.
@@ -56,6 +59,7 @@ pub fn assign(resources: &[ResourceConfig], devices: &[Device], pins: &Pins) -> 
                     members.push(Member {
                         device: device.clone(),
                         need_vhost_net,
+                        healthy: true,
                     });
                 }
             }

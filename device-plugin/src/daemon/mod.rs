@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
 use crate::core::config::Config;
-use crate::core::health::health_of;
+use crate::core::health;
 use crate::core::inventory;
 use crate::core::pool::{self, Pins};
 use crate::core::view::PoolView;
@@ -259,15 +259,11 @@ impl Daemon {
         self.routes = routes;
         pool::assign(&self.config.resources, &devices, &self.pins)
             .into_iter()
-            .map(|pool| {
-                let health = health_of(
-                    &self.sysfs,
-                    &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
-                );
+            .map(|mut pool| {
+                health::mark(&self.sysfs, &mut pool.members);
                 PoolView {
                     config: pool.config,
                     members: pool.members,
-                    health,
                 }
             })
             .collect()

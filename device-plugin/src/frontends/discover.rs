@@ -3,26 +3,39 @@
 use serde_json::{json, Value};
 use sriovnet::Sysfs;
 
-use crate::core::health::health_of;
+use crate::core::health;
 use crate::core::pool::Pool;
 
 fn opt<T: ToString>(value: Option<T>) -> Value {
     value.map_or(Value::Null, |v| json!(v.to_string()))
 }
 
+/// What the report says of a device's health.
+fn health_word(healthy: bool) -> &'static str {
+    if healthy {
+        "Healthy"
+    } else {
+        "Unhealthy"
+    }
+}
+
+/// The pools with each member's health read from the tree.
+fn with_health(sysfs: &Sysfs, pools: &[Pool]) -> Vec<Pool> {
+    let mut pools = pools.to_vec();
+    for pool in &mut pools {
+        health::mark(sysfs, &mut pool.members);
+    }
+    pools
+}
+
 pub fn to_json(sysfs: &Sysfs, pools: &[Pool]) -> Value {
-    let pools: Vec<Value> = pools
+    let pools: Vec<Value> = with_health(sysfs, pools)
         .iter()
         .map(|pool| {
-            let health = health_of(
-                sysfs,
-                &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
-            );
             let devices: Vec<Value> = pool
                 .members
                 .iter()
-                .zip(health)
-                .map(|(m, health)| {
+                .map(|m| {
                     let d = &m.device;
                     json!({
                         "pciAddress": d.address.to_string(),
@@ -35,7 +48,7 @@ pub fn to_json(sysfs: &Sysfs, pools: &[Pool]) -> Value {
                         "netdev": d.netdev,
                         "numaNode": d.numa_node,
                         "iommuGroup": d.iommu_group,
-                        "health": health,
+                        "health": health_word(m.healthy),
                     })
                 })
                 .collect();
@@ -51,12 +64,8 @@ pub fn to_table(sysfs: &Sysfs, pools: &[Pool]) -> String {
         "RESOURCE", "DEVICE", "PF", "VF", "ID", "DRIVER", "NETDEV", "NUMA", "IOMMU", "HEALTH",
     ]
     .map(String::from)];
-    for pool in pools {
-        let health = health_of(
-            sysfs,
-            &pool.members.iter().map(|m| &m.device).collect::<Vec<_>>(),
-        );
-        for (m, health) in pool.members.iter().zip(health) {
+    for pool in &with_health(sysfs, pools) {
+        for m in &pool.members {
             let d = &m.device;
             rows.push([
                 pool.config.resource_name(),
@@ -68,7 +77,7 @@ pub fn to_table(sysfs: &Sysfs, pools: &[Pool]) -> String {
                 dash(d.netdev.clone()),
                 dash(d.numa_node.map(|n| n.to_string())),
                 dash(d.iommu_group.map(|g| g.to_string())),
-                health.to_string(),
+                health_word(m.healthy).to_string(),
             ]);
         }
     }

@@ -28,7 +28,6 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::core::health::HEALTHY;
 use crate::core::view::PoolView;
 
 /// Counters of one pool, shared by its server and the daemon.
@@ -120,10 +119,7 @@ const POOL_SERIES: [Series; 7] = [
         "sriov_dp_healthy_devices",
         "Healthy devices in the pool.",
         MetricType::Gauge,
-        |p| {
-            let view = p.view.borrow();
-            view.health.iter().filter(|h| **h == HEALTHY).count() as u64
-        },
+        |p| p.view.borrow().members.iter().filter(|m| m.healthy).count() as u64,
     ),
     (
         "sriov_dp_allocated_devices",

@@ -219,7 +219,6 @@ impl Served {
         self.update(PoolView {
             config: config.clone(),
             members: Vec::new(),
-            health: Vec::new(),
         });
         if let Some(registering) = self.registering.take() {
             registering.abort();

@@ -15,7 +15,6 @@ use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::core::allocation;
-use crate::core::health::HEALTHY;
 use crate::core::pool::Member;
 use crate::core::view::PoolView;
 use crate::frontends::kubelet::allocate;
@@ -57,10 +56,14 @@ impl PoolService {
         let devices = view
             .members
             .iter()
-            .zip(&view.health)
-            .map(|(m, health)| dp::Device {
+            .map(|m| dp::Device {
                 id: m.device.address.to_string(),
-                health: health.to_string(),
+                health: if m.healthy {
+                    dp::HEALTHY
+                } else {
+                    dp::UNHEALTHY
+                }
+                .to_string(),
                 topology: match (view.config.exclude_topology, m.device.numa_node) {
                     (false, Some(node)) => Some(dp::TopologyInfo {
                         nodes: vec![dp::NumaNode { id: node.into() }],
@@ -170,12 +173,6 @@ impl PoolService {
     ) -> Result<(AllocateResponse, Vec<String>), Status> {
         let view = self.view.borrow().clone();
         let members = by_id(&view);
-        let healthy: HashMap<String, bool> = view
-            .members
-            .iter()
-            .zip(&view.health)
-            .map(|(m, h)| (m.device.address.to_string(), *h == HEALTHY))
-            .collect();
         let config = &view.config;
         let resource = config.resource_name();
         let mut container_responses = Vec::new();
@@ -186,7 +183,7 @@ impl PoolService {
                 let member = members.get(id).ok_or_else(|| {
                     Status::invalid_argument(format!("{resource}: unknown device {id}"))
                 })?;
-                if !healthy.get(id).copied().unwrap_or(false) {
+                if !member.healthy {
                     return Err(Status::failed_precondition(format!(
                         "{resource}: device {id} is unhealthy"
                     )));
