@@ -232,6 +232,15 @@ fn protocol_errors_are_json_with_the_specs_codes() {
 
     let (code, msg) = add(&json!({"cniVersion": "0.2.0", "deviceID": VF0}));
     assert_eq!(code, 1, "{msg}");
+    // Without CNI_COMMAND that is the error, whatever the config says.
+    let (code, msg) = failed(&lab.cni(
+        "",
+        "c1",
+        &pod.path(),
+        "net1",
+        &json!({"cniVersion": "0.2.0"}),
+    ));
+    assert_eq!((code, msg.as_str()), (4, "CNI_COMMAND is not set"));
     // An error answers in the version asked for, when it is one we speak.
     let output = lab.cni(
         "ADD",

@@ -15,6 +15,12 @@ echo "$out" | grep -qF "set link_state on $pfdev vf 4: EOPNOTSUPP (PF driver igb
 [ "$(link_summary "$vfdev")" = "$before_link" ] || fail "netdev changed: $(link_summary "$vfdev")"
 [ -z "$(ls /var/lib/cni/sriov/*.json 2>/dev/null)" ] || fail "a state file is left"
 
+# A refused rate names both limits (igb has no minimum rate).
+config=$(netconf "$vf" ',"min_tx_rate":10,"max_tx_rate":100' 10.50.0.0/24)
+if out=$(echo "$config" | cni ADD c5 pod5 net1); then fail "ADD with min_tx_rate on igb succeeded"; fi
+echo "$out" | grep -qF "set rate on $pfdev vf 4: EINVAL (min_tx_rate 10 max_tx_rate 100; PF driver igb)" || fail "ADD said: $out"
+[ "$(vf_line "$pfdev" 4)" = "$before_pf" ] || fail "PF side changed: $(vf_line "$pfdev" 4)"
+
 # The pod's namespace is deleted before DEL: the kernel returns the VF to
 # the host as netN with the pod's MAC; DEL finds it and restores it.
 config=$(netconf "$vf" ',"vlan":300,"mac":"02:00:00:00:05:05","mtu":1400' 10.50.0.0/24)

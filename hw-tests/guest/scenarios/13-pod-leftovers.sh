@@ -129,7 +129,9 @@ ip netns add r1
 conf_r=$(netconf "$vfa" ',"vlan":100,"mac":"02:00:00:00:13:13","resetOnRelease":true,"logLevel":"info","logFile":"/tmp/reset.log"' 10.13.0.0/24)
 out=$(echo "$conf_r" | cni ADD r1 r1 net1) || fail "ADD: $out"
 out=$(echo "$conf_r" | cni DEL r1 r1 net1) || fail "DEL with reset: $out"
-grep -o "reset $vfa in [0-9.]* ms" /tmp/reset.log || fail "no reset logged: $(cat /tmp/reset.log)"
+took=$(grep -o "reset $vfa in [0-9.]* ms" /tmp/reset.log) || fail "no reset logged: $(cat /tmp/reset.log)"
+# On the console for run.sh to print: what a reset costs on this NIC.
+echo "lab: note: resetOnRelease: $took" >/dev/console
 same_a "resetOnRelease"
 out=$(echo "$conf_r" | cni ADD r2 r1 net1) || fail "ADD after a reset: $out"
 out=$(echo "$conf_r" | cni DEL r2 r1 net1) || fail "DEL: $out"
