@@ -1,14 +1,10 @@
 //! `sriov-device-plugin discover`: the pools this host would advertise.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 use sriovnet::Sysfs;
 
 use crate::core::health;
 use crate::core::pool::Pool;
-
-fn opt<T: ToString>(value: Option<T>) -> Value {
-    value.map_or(Value::Null, |v| json!(v.to_string()))
-}
 
 /// What the report says of a device's health.
 fn health_word(healthy: bool) -> &'static str {
@@ -28,34 +24,66 @@ fn with_health(sysfs: &Sysfs, pools: &[Pool]) -> Vec<Pool> {
     pools
 }
 
-pub fn to_json(sysfs: &Sysfs, pools: &[Pool]) -> Value {
-    let pools: Vec<Value> = with_health(sysfs, pools)
-        .iter()
-        .map(|pool| {
-            let devices: Vec<Value> = pool
-                .members
-                .iter()
-                .map(|m| {
-                    let d = &m.device;
-                    json!({
-                        "pciAddress": d.address.to_string(),
-                        "pfName": d.pf_name,
-                        "pfPciAddress": opt(d.pf_address),
-                        "vfIndex": d.vf_index,
-                        "vendor": format!("{:04x}", d.vendor),
-                        "device": format!("{:04x}", d.device),
-                        "driver": d.driver,
-                        "netdev": d.netdev,
-                        "numaNode": d.numa_node,
-                        "iommuGroup": d.iommu_group,
-                        "health": health_word(m.healthy),
+/// The JSON report: typed, so that 2048 devices cost no map per device.
+#[derive(Serialize)]
+struct Report<'a> {
+    pools: Vec<PoolReport<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PoolReport<'a> {
+    resource_name: String,
+    devices: Vec<DeviceReport<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceReport<'a> {
+    pci_address: String,
+    pf_name: Option<&'a str>,
+    pf_pci_address: Option<String>,
+    vf_index: Option<u32>,
+    vendor: String,
+    device: String,
+    driver: Option<&'a str>,
+    netdev: Option<&'a str>,
+    numa_node: Option<u32>,
+    iommu_group: Option<u32>,
+    health: &'static str,
+}
+
+pub fn to_json(sysfs: &Sysfs, pools: &[Pool]) -> String {
+    let pools = with_health(sysfs, pools);
+    let report = Report {
+        pools: pools
+            .iter()
+            .map(|pool| PoolReport {
+                resource_name: pool.config.resource_name(),
+                devices: pool
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let d = &m.device;
+                        DeviceReport {
+                            pci_address: d.address.to_string(),
+                            pf_name: d.pf_name.as_deref(),
+                            pf_pci_address: d.pf_address.map(|a| a.to_string()),
+                            vf_index: d.vf_index,
+                            vendor: format!("{:04x}", d.vendor),
+                            device: format!("{:04x}", d.device),
+                            driver: d.driver.as_deref(),
+                            netdev: d.netdev.as_deref(),
+                            numa_node: d.numa_node,
+                            iommu_group: d.iommu_group,
+                            health: health_word(m.healthy),
+                        }
                     })
-                })
-                .collect();
-            json!({ "resourceName": pool.config.resource_name(), "devices": devices })
-        })
-        .collect();
-    json!({ "pools": pools })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_string(&report).unwrap_or_default()
 }
 
 pub fn to_table(sysfs: &Sysfs, pools: &[Pool]) -> String {
