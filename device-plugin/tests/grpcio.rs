@@ -9,7 +9,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use sriovnet::fake::{FakeSysfs, INTEL_82576};
@@ -29,16 +28,6 @@ fn grpcio_call(socket: &Path, method: &str, authority: &str) -> Result<String, S
     } else {
         Err(text(&output.stderr))
     }
-}
-
-async fn appears(path: &Path) {
-    for _ in 0..200 {
-        if path.exists() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never appeared", path.display());
 }
 
 #[tokio::test]

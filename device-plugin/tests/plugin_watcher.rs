@@ -8,7 +8,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use kubelet_api::deviceplugin::v1beta1::{self as dp, device_plugin_client::DevicePluginClient};
@@ -16,17 +15,6 @@ use kubelet_api::pluginregistration::v1::{
     registration_client::RegistrationClient, InfoRequest, RegistrationStatus,
 };
 use sriovnet::fake::{FakeSysfs, INTEL_82576};
-
-/// Waits for a socket to appear, as the plugin watcher's inotify would see.
-async fn appears(path: &Path) {
-    for _ in 0..200 {
-        if path.exists() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never appeared", path.display());
-}
 
 #[tokio::test]
 async fn registers_through_the_plugin_watcher() {

@@ -205,3 +205,14 @@ pub fn series(response: &str, name: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// Waits for a socket to appear, as kubelet's inotify would see it.
+pub async fn appears(path: &Path) {
+    for _ in 0..200 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never appeared", path.display());
+}
