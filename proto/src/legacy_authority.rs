@@ -47,6 +47,10 @@ const PRIORITY: u8 = 0x20;
 /// HTTP/2's default SETTINGS_MAX_FRAME_SIZE, which hyper keeps unless told
 /// otherwise: a larger frame is an error h2 reports, and passes unchanged.
 const MAX_FRAME_LEN: usize = 16_384;
+/// The most a header block may hold here before it passes unchanged for h2
+/// to judge (h2's own limit on header lists is far below it): a client
+/// cannot make the wrapper buffer without end.
+const MAX_BLOCK_LEN: usize = 1 << 20;
 /// What a refused `:authority` becomes.
 const LOCALHOST: &[u8] = b"localhost";
 
@@ -259,7 +263,10 @@ impl Rewriter {
                     frames: frame.to_vec(),
                 }
             }
-            (CONTINUATION, Some(mut block)) if frame[5..9] == block.stream => {
+            (CONTINUATION, Some(mut block))
+                if frame[5..9] == block.stream
+                    && block.fragments.len() + payload.len() <= MAX_BLOCK_LEN =>
+            {
                 block.fragments.extend_from_slice(payload);
                 block.frames.extend_from_slice(frame);
                 block
