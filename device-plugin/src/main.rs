@@ -176,7 +176,7 @@ enum Output {
     Json,
 }
 
-fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), String> {
+fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&cli.config_file, &cli.resource_prefix)?;
     let sysfs = Sysfs::new(&cli.sysfs_root);
     let (inventory, routes) = inventory::scan(&sysfs, &cli.proc_net)?;
@@ -189,12 +189,11 @@ fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(cli: Cli) -> Result<(), String> {
+fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     // One thread is enough for a handful of pools and keeps the daemon small.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     runtime.block_on(daemon::run(daemon::Options {
         config_file: cli.config_file,
         proc_net: cli.proc_net,
@@ -208,7 +207,8 @@ fn serve(cli: Cli) -> Result<(), String> {
         plugins_registry_dir: (cli.plugin_watcher || cli.plugins_registry_dir.is_dir())
             .then_some(cli.plugins_registry_dir),
         pod_resources_socket: cli.pod_resources_socket,
-    }))
+    }))?;
+    Ok(())
 }
 
 /// Go's flag package takes `-name` as well as `--name`: so do we. Every

@@ -7,6 +7,7 @@
 //! the document wins, as in Go.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use tracing::warn;
 
 use serde_json::{Map, Value};
@@ -78,27 +79,49 @@ pub fn valid_prefix(prefix: &str) -> bool {
 /// path that points at something endless (`/dev/zero`) ends there.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
+/// Why a config cannot be used: the daemon does not start (or, at a
+/// reload, keeps the config it has).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("read {}: not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("read {}: larger than {MAX_CONFIG_BYTES} bytes, not a config", path.display())]
+    TooLarge { path: PathBuf },
+    /// The text is not a config: the reason names the entry and the value.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl Config {
     /// Reads and parses a config file, printing its warnings.
-    pub fn load(path: &std::path::Path, default_prefix: &str) -> Result<Self, String> {
+    pub fn load(path: &Path, default_prefix: &str) -> Result<Self, ConfigError> {
         use std::io::Read;
-        let what = path.display();
+        let read = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
         // Only a regular file (through symlinks, as a ConfigMap volume has
         // them): a FIFO would block the read forever.
-        let metadata = std::fs::metadata(path).map_err(|e| format!("read {what}: {e}"))?;
-        if !metadata.is_file() {
-            return Err(format!("read {what}: not a regular file"));
+        if !std::fs::metadata(path).map_err(read)?.is_file() {
+            return Err(ConfigError::NotAFile {
+                path: path.to_path_buf(),
+            });
         }
         let mut text = String::new();
         std::fs::File::open(path)
             .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
-            .map_err(|e| format!("read {what}: {e}"))?;
+            .map_err(read)?;
         if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(format!(
-                "read {what}: larger than {MAX_CONFIG_BYTES} bytes, not a config"
-            ));
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+            });
         }
-        let config = Config::parse(&text, default_prefix)?;
+        let config = Config::parse(&text, default_prefix).map_err(ConfigError::Invalid)?;
         for warning in &config.warnings {
             warn!("{warning}");
         }

@@ -80,9 +80,12 @@ fn read_trimmed(path: &std::path::Path) -> Option<String> {
 
 /// The tree's SR-IOV inventory and the default-route netdevs, printing
 /// what had to be skipped.
-pub fn scan(sysfs: &Sysfs, proc_net: &Path) -> Result<(Inventory, HashSet<String>), String> {
-    let routes = default_route_interfaces(proc_net).map_err(|e| e.to_string())?;
-    let inventory = sysfs.scan(&routes).map_err(|e| e.to_string())?;
+pub fn scan(
+    sysfs: &Sysfs,
+    proc_net: &Path,
+) -> Result<(Inventory, HashSet<String>), sriovnet::Error> {
+    let routes = default_route_interfaces(proc_net)?;
+    let inventory = sysfs.scan(&routes)?;
     for problem in &inventory.problems {
         warn!("skipped: {problem}");
     }

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -16,27 +16,41 @@ pub struct Instance {
     _lock: Flock<File>,
 }
 
+/// Why the directory cannot be served by this daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("device plugin directory {} is not a directory (kubelet's is /var/lib/kubelet/device-plugins)", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another sriov-device-plugin serves {} ({}); one daemon per directory", path.display(), holder.map_or_else(|| "its process is unknown".to_string(), |pid| format!("pid {pid}")))]
+    Held { path: PathBuf, holder: Option<u32> },
+    #[error("lock {}: {errno}", path.display())]
+    Lock { path: PathBuf, errno: Errno },
+}
+
 impl Instance {
     /// Takes the lock, or says who holds it.
-    pub fn lock(dir: &Path) -> Result<Self, String> {
-        let what = dir.display();
+    pub fn lock(dir: &Path) -> Result<Self, LockError> {
+        let path = dir.to_path_buf();
         if !dir.is_dir() {
-            return Err(format!(
-                "device plugin directory {what} is not a directory (kubelet's is /var/lib/kubelet/device-plugins)"
-            ));
+            return Err(LockError::NotADirectory(path));
         }
-        let file = File::open(dir).map_err(|e| format!("open {what}: {e}"))?;
+        let file = File::open(dir).map_err(|source| LockError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let inode = file.metadata().map(|m| m.ino()).ok();
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Instance { _lock: lock }),
-            Err((_, Errno::EWOULDBLOCK)) => Err(format!(
-                "another sriov-device-plugin serves {what} ({}); one daemon per directory",
-                inode.and_then(holder).map_or_else(
-                    || "its process is unknown".to_string(),
-                    |pid| format!("pid {pid}")
-                )
-            )),
-            Err((_, errno)) => Err(format!("lock {what}: {errno}")),
+            Err((_, Errno::EWOULDBLOCK)) => Err(LockError::Held {
+                path,
+                holder: inode.and_then(holder),
+            }),
+            Err((_, errno)) => Err(LockError::Lock { path, errno }),
         }
     }
 }

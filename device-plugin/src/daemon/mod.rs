@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
 
-use inotify::{EventMask, Inotify, WatchMask};
+use inotify::{EventMask, WatchMask};
 use kubelet_api::deviceplugin::v1beta1::KUBELET_SOCKET;
 use sriovnet::{default_route_interfaces, Inventory, LinkEvents, LinkMonitor, Sysfs};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
-use crate::core::config::Config;
+use crate::core::config::{Config, ConfigError};
 use crate::core::health;
 use crate::core::inventory;
 use crate::core::pool::{self, Pins};
@@ -35,8 +35,9 @@ use crate::frontends::cdi;
 use crate::frontends::kubelet::endpoint::{Served, Settings};
 use crate::frontends::kubelet::pod_resources;
 use crate::frontends::kubelet::registration::Registration;
-use crate::frontends::metrics::{self, DaemonCounters, PoolMetrics};
-use instance::Instance;
+use crate::frontends::metrics::{self, DaemonCounters, MetricsError, PoolMetrics};
+use config_watch::WatchError;
+use instance::{Instance, LockError};
 
 pub struct Options {
     pub config_file: PathBuf,
@@ -84,7 +85,26 @@ struct Scanned {
     routes: HashSet<String>,
 }
 
-pub async fn run(options: Options) -> Result<(), String> {
+/// Why the daemon stopped, or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Scan(#[from] sriovnet::Error),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("handle SIGTERM: {0}")]
+    Signal(std::io::Error),
+    #[error("no pool could be served in {}; see the warnings above", .0.display())]
+    NothingServed(PathBuf),
+}
+
+pub async fn run(options: Options) -> Result<(), DaemonError> {
     let config = Config::load(&options.config_file, &options.resource_prefix)?;
     // Before anything in the directory is touched.
     let _instance = Instance::lock(&options.device_plugin_dir)?;
@@ -93,17 +113,10 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     // Watch before the first registration, so a kubelet restart in between
     // is not missed.
-    let inotify = Inotify::init().map_err(|e| format!("inotify: {e}"))?;
-    inotify
-        .watches()
-        .add(
-            &options.device_plugin_dir,
-            WatchMask::CREATE | WatchMask::DELETE,
-        )
-        .map_err(|e| format!("watch {}: {e}", options.device_plugin_dir.display()))?;
-    let mut plugin_dir_events = inotify
-        .into_event_stream([0u8; 4096])
-        .map_err(|e| format!("inotify: {e}"))?;
+    let mut plugin_dir_events = config_watch::watch_dir::<4096>(
+        &options.device_plugin_dir,
+        WatchMask::CREATE | WatchMask::DELETE,
+    )?;
     let mut config_events = config_watch::watch(&options.config_file)?;
     let mut links = watch_links();
 
@@ -163,13 +176,12 @@ pub async fn run(options: Options) -> Result<(), String> {
         for pool in &daemon.served {
             pool.remove_sockets();
         }
-        return Err(format!(
-            "no pool could be served in {}; see the warnings above",
-            daemon.settings.device_plugin_dir.display()
+        return Err(DaemonError::NothingServed(
+            daemon.settings.device_plugin_dir.clone(),
         ));
     }
 
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let (mut linked, mut watching, mut configured) = (true, true, true);
     loop {
         tokio::select! {

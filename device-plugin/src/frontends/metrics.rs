@@ -205,16 +205,24 @@ fn not_ready(pools: &[PoolMetrics]) -> Vec<String> {
         .collect()
 }
 
+/// The endpoint's address could not be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics on {address}: {source}")]
+pub struct MetricsError {
+    pub address: SocketAddr,
+    pub source: std::io::Error,
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` on `address` until the
 /// daemon stops; `pools` follows the config.
 pub async fn serve(
     address: SocketAddr,
     daemon: Arc<DaemonCounters>,
     pools: watch::Receiver<Vec<PoolMetrics>>,
-) -> Result<(), String> {
+) -> Result<(), MetricsError> {
     let listener = TcpListener::bind(address)
         .await
-        .map_err(|e| format!("metrics on {address}: {e}"))?;
+        .map_err(|source| MetricsError { address, source })?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape {
         daemon,

@@ -97,7 +97,7 @@ impl Served {
 
     /// (Re)binds the socket and serves on it; the server restarts itself if
     /// it ever stops, so the pool keeps being advertised.
-    pub fn serve(&mut self) -> Result<(), String> {
+    pub fn serve(&mut self) -> Result<(), BindError> {
         if let Some(old) = self.server.take() {
             old.abort();
         }
@@ -259,12 +259,33 @@ impl Served {
     }
 }
 
+/// A socket that could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("listen on {}: {source}", socket.display())]
+    Listen {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("chmod {}: {source}", socket.display())]
+    Chmod {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// A fresh socket, mode 0600.
-pub fn bind(socket: &Path) -> Result<UnixListener, String> {
+pub fn bind(socket: &Path) -> Result<UnixListener, BindError> {
     let _ = std::fs::remove_file(socket);
-    let listener =
-        UnixListener::bind(socket).map_err(|e| format!("listen on {}: {e}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(socket).map_err(|source| BindError::Listen {
+        socket: socket.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        BindError::Chmod {
+            socket: socket.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(listener)
 }

@@ -15,7 +15,15 @@ use crate::core::pool::Pins;
 
 /// Every device a pod holds, by the resource it was allocated from; device
 /// IDs that are not PCI addresses (other plugins') are left out.
-pub async fn in_use(socket: &Path) -> Result<Pins, String> {
+/// Kubelet's pod resources API did not say which devices pods hold.
+#[derive(Debug, thiserror::Error)]
+#[error("pod resources on {}: {reason}", socket.display())]
+pub struct PodResourcesError {
+    pub socket: std::path::PathBuf,
+    pub reason: String,
+}
+
+pub async fn in_use(socket: &Path) -> Result<Pins, PodResourcesError> {
     let list = async {
         let channel = kubelet_api::connect_unix(socket)
             .await
@@ -29,7 +37,10 @@ pub async fn in_use(socket: &Path) -> Result<Pins, String> {
         .await
         .map_err(|_| "no answer in 2 s".to_string())
         .and_then(|r| r)
-        .map_err(|e| format!("pod resources on {}: {e}", socket.display()))?;
+        .map_err(|reason| PodResourcesError {
+            socket: socket.to_path_buf(),
+            reason,
+        })?;
     let mut pins = HashMap::new();
     for pod in list.into_inner().pod_resources {
         for container in pod.containers {

@@ -19,6 +19,7 @@ use kubelet_api::pluginregistration::v1::{
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
+use crate::frontends::kubelet::endpoint::{bind, BindError};
 use crate::frontends::metrics::PoolCounters;
 
 #[derive(Clone, Debug)]
@@ -60,11 +61,10 @@ pub fn keep_registering(
             )
             .await
             .unwrap_or_else(|_| {
-                Err(format!(
-                    "register {resource_name} with {}: no answer within {} s",
-                    kubelet_socket.display(),
-                    KUBELET_DEADLINE.as_secs()
-                ))
+                Err(RegisterError::NoAnswer {
+                    resource: resource_name.clone(),
+                    socket: kubelet_socket.clone(),
+                })
             });
             match attempt {
                 Ok(()) => {
@@ -83,14 +83,35 @@ pub fn keep_registering(
     })
 }
 
+/// A registration kubelet did not accept.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("connect {}: {source}", socket.display())]
+    Connect {
+        socket: PathBuf,
+        source: tonic::transport::Error,
+    },
+    #[error("register {resource} with {}: {message}", socket.display())]
+    Refused {
+        resource: String,
+        socket: PathBuf,
+        message: String,
+    },
+    #[error("register {resource} with {}: no answer within {} s", socket.display(), KUBELET_DEADLINE.as_secs())]
+    NoAnswer { resource: String, socket: PathBuf },
+}
+
 async fn register(
     kubelet_socket: &Path,
     endpoint: &str,
     resource_name: &str,
-) -> Result<(), String> {
+) -> Result<(), RegisterError> {
     let channel = kubelet_api::connect_unix(kubelet_socket)
         .await
-        .map_err(|e| format!("connect {}: {e}", kubelet_socket.display()))?;
+        .map_err(|source| RegisterError::Connect {
+            socket: kubelet_socket.to_path_buf(),
+            source,
+        })?;
     RegistrationClient::new(channel)
         .register(RegisterRequest {
             version: VERSION.to_string(),
@@ -102,12 +123,10 @@ async fn register(
             }),
         })
         .await
-        .map_err(|e| {
-            format!(
-                "register {resource_name} with {}: {}",
-                kubelet_socket.display(),
-                e.message()
-            )
+        .map_err(|e| RegisterError::Refused {
+            resource: resource_name.to_string(),
+            socket: kubelet_socket.to_path_buf(),
+            message: e.message().to_string(),
         })?;
     Ok(())
 }
@@ -154,12 +173,12 @@ pub fn serve_plugin_watcher(
     resource_name: &str,
     socket: &Path,
     counters: &Arc<PoolCounters>,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, BindError> {
     let endpoint = socket
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let listener = crate::frontends::kubelet::endpoint::bind(&registry_socket(dir, &endpoint))?;
+    let listener = bind(&registry_socket(dir, &endpoint))?;
     let service = registration_server::RegistrationServer::new(PluginWatcher {
         info: PluginInfo {
             r#type: DEVICE_PLUGIN.to_string(),
