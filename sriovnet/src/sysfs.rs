@@ -47,6 +47,31 @@ impl Sysfs {
         self.root.join("class/net").join(name)
     }
 
+    /// Whether a PCI function has RDMA resources (an `infiniband`
+    /// directory).
+    pub fn has_rdma(&self, address: PciAddress) -> bool {
+        self.pci_device(address).join("infiniband").is_dir()
+    }
+
+    /// A PCI function's `acpi_index` (firmware's slot index), if it has one.
+    pub fn acpi_index(&self, address: PciAddress) -> Option<String> {
+        let text = std::fs::read_to_string(self.pci_device(address).join("acpi_index")).ok()?;
+        Some(text.trim().to_string()).filter(|t| !t.is_empty())
+    }
+
+    /// Whether a netdev's link is up. `unknown` (virtual and some NIC
+    /// drivers report it) counts as up; only a link known to be down is
+    /// down: `operstate` down, lowerlayerdown or notpresent, or no carrier.
+    pub fn link_up(&self, netdev: &str) -> bool {
+        let dir = self.netdev(netdev);
+        let read =
+            |file: &str| std::fs::read_to_string(dir.join(file)).map(|s| s.trim().to_string());
+        let operstate_down = read("operstate")
+            .is_ok_and(|s| matches!(s.as_str(), "down" | "lowerlayerdown" | "notpresent"));
+        let no_carrier = read("carrier").is_ok_and(|c| c == "0");
+        !(operstate_down || no_carrier)
+    }
+
     /// Whether the netdev `name` belongs to an SR-IOV function: a PF (it
     /// has `sriov_totalvfs`) or a VF (it has `physfn`). Two `stat`s, for
     /// telling a link event that concerns SR-IOV from the many that do not

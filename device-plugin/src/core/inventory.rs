@@ -35,7 +35,6 @@ impl Device {
     /// describes slots, and VFs are not in them): neither is read per VF.
     fn from_vf(sysfs: &Sysfs, pf: &PhysicalFunction, vf: &VirtualFunction) -> Self {
         let primary = pf.netdevs.first();
-        let dir = sysfs.pci_device(vf.address);
         Device {
             address: vf.address,
             vendor: vf.vendor,
@@ -49,12 +48,11 @@ impl Device {
             iommu_group: vf.iommu_group,
             link_type: primary.map(|n| n.link_type),
             acpi_index: None,
-            rdma: dir.join("infiniband").is_dir(),
+            rdma: sysfs.has_rdma(vf.address),
         }
     }
 
     fn from_pf(sysfs: &Sysfs, pf: &PhysicalFunction) -> Self {
-        let dir = sysfs.pci_device(pf.address);
         Device {
             address: pf.address,
             vendor: pf.vendor,
@@ -67,15 +65,10 @@ impl Device {
             numa_node: pf.numa_node,
             iommu_group: None,
             link_type: pf.netdevs.first().map(|n| n.link_type),
-            acpi_index: read_trimmed(&dir.join("acpi_index")),
-            rdma: dir.join("infiniband").is_dir(),
+            acpi_index: sysfs.acpi_index(pf.address),
+            rdma: sysfs.has_rdma(pf.address),
         }
     }
-}
-
-fn read_trimmed(path: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(text.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// The tree's SR-IOV inventory and the default-route netdevs, printing
