@@ -18,10 +18,10 @@ for applet in $(busybox --list); do
     case $applet in ip | sh | busybox) ;; *) ln -s busybox "$root/bin/$applet" ;; esac
 done
 
-# Dynamic executables with the libraries ldd names.
+# Executables with the libraries ldd names (none for static ones).
 copy_with_libs() {
     install -D "$1" "$root$2"
-    ldd "$1" | grep -o '/[^ ]*' | while read -r lib; do
+    { ldd "$1" || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
         install -D "$lib" "$root$lib"
     done
 }

@@ -26,15 +26,12 @@ for pf in $LAB_PFS; do
 done
 
 "$here/../scripts/install-deps.sh"
-manifest=$here/../Cargo.toml
-cargo build --release --quiet --manifest-path "$manifest" -p sriov-device-plugin -p sriov-cni
-cargo build --release --quiet --manifest-path "$manifest" -p sriovnet --example vf
-cargo build --release --quiet --manifest-path "$manifest" -p kubelet-api --features fake-kubelet --example fake-kubelet
-target=${CARGO_TARGET_DIR:-$here/../target}
+out=$("$here/../deploy/build-static.sh" -p sriovnet --example vf \
+    -p kubelet-api --features kubelet-api/fake-kubelet --example fake-kubelet)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 for binary in sriov-device-plugin sriov examples/vf examples/fake-kubelet; do
-    ln -s "$(realpath "$target/release/$binary")" "$bin/"
+    ln -s "$(realpath "$out/$binary")" "$bin/"
 done
 modprobe vfio-pci 2>/dev/null || echo "hardware: no vfio-pci module; the userspace VF scenarios will fail"
 mkdir -p /run/netns

@@ -25,18 +25,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${LAB_CACHE:-/var/cache/sriov-lab}
 
 "$here/setup.sh"
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-device-plugin -p sriov-cni
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriovnet --example vf
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p sriov-cni --example cni-bench
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml" -p kubelet-api --features fake-kubelet --example fake-kubelet
-target=${CARGO_TARGET_DIR:-$here/../target}
+# The executables the image ships, and the lab's helpers built alongside.
+out=$("$here/../deploy/build-static.sh" -p sriovnet --example vf -p sriov-cni --example cni-bench \
+    -p kubelet-api --features kubelet-api/fake-kubelet --example fake-kubelet)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kernel=$cache/kernel
 "$here/build-initramfs.sh" "$kernel" "$work/initramfs.gz" \
-    "$target/release/sriov-device-plugin" "$target/release/sriov" "$target/release/examples/vf" "$target/release/examples/cni-bench" \
-    "$target/release/examples/fake-kubelet"
+    "$out/sriov-device-plugin" "$out/sriov" "$out/examples/vf" "$out/examples/cni-bench" \
+    "$out/examples/fake-kubelet"
 
 # KVM here may be PVM-based, where a stock kernel does not boot: use TCG then.
 accel=tcg
