@@ -2,8 +2,10 @@
 //! pools and health; `frontends` that only read it (kubelet's device-plugin
 //! API, CDI, device-info files, metrics, `discover`); and the `daemon` that
 //! keeps the core up to date from events and runs the frontends. The
-//! binary (`main.rs`) is its command line.
+//! binary (`main.rs`) is its command line; `install_cni` is the
+//! DaemonSet's init step that installs the CNI executable on the node.
 
 pub mod core;
 pub mod daemon;
 pub mod frontends;
+pub mod install_cni;

@@ -1,6 +1,7 @@
 //! `sriov-device-plugin`: advertises SR-IOV VFs to kubelet as extended
 //! resources. Without a subcommand it is the daemon; `discover` prints the
-//! pools this host would advertise under a config, and exits.
+//! pools this host would advertise under a config, and exits; `install-cni`
+//! copies the `sriov` CNI executable into the host's CNI directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use sriov_device_plugin::core::config::{Config, DEFAULT_PREFIX};
 use sriov_device_plugin::core::{inventory, pool};
 use sriov_device_plugin::daemon;
 use sriov_device_plugin::frontends::{cdi, device_info, discover};
+use sriov_device_plugin::install_cni;
 
 #[derive(Parser)]
 #[command(name = "sriov-device-plugin", version, about)]
@@ -162,6 +164,20 @@ impl UpstreamLogging {
 enum Command {
     /// Print the pools this host would advertise, and exit.
     Discover(DiscoverArgs),
+    /// Copy the `sriov` CNI executable into a CNI directory, atomically.
+    InstallCni(InstallCniArgs),
+}
+
+#[derive(Args)]
+struct InstallCniArgs {
+    /// The CNI directory, as mounted from the host (upstream sriov-cni
+    /// image's name: --cni-bin-dir).
+    #[arg(long, alias = "cni-bin-dir", default_value = "/host/opt/cni/bin")]
+    to: PathBuf,
+    /// The executable to install [default: `sriov` beside this one]
+    /// (upstream sriov-cni image's name: --sriov-bin-file).
+    #[arg(long, alias = "sriov-bin-file")]
+    from: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -185,6 +201,21 @@ fn discover(cli: &Cli, args: &DiscoverArgs) -> Result<(), Box<dyn std::error::Er
     match args.output {
         Output::Json => println!("{}", discover::to_json(&sysfs, &pools)),
         Output::Table => print!("{}", discover::to_table(&sysfs, &pools)),
+    }
+    Ok(())
+}
+
+fn install_cni(args: &InstallCniArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let from = match &args.from {
+        Some(path) => path.clone(),
+        None => install_cni::default_source()?,
+    };
+    let outcome = install_cni::install(&from, &args.to)?;
+    let target = args.to.join(install_cni::NAME);
+    match outcome {
+        install_cni::Outcome::Installed => println!("installed {}", target.display()),
+        install_cni::Outcome::Replaced => println!("replaced {}", target.display()),
+        install_cni::Outcome::UpToDate => println!("{} is up to date", target.display()),
     }
     Ok(())
 }
@@ -236,6 +267,7 @@ fn main() -> ExitCode {
     }
     let outcome = match &cli.command {
         Some(Command::Discover(args)) => discover(&cli, args),
+        Some(Command::InstallCni(args)) => install_cni(args),
         None => serve(cli),
     };
     match outcome {
