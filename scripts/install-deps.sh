@@ -12,6 +12,10 @@ packages=()
 command -v ip >/dev/null || packages+=(iproute2)   # netns and link tests check with ip
 command -v cc >/dev/null || packages+=(gcc libc6-dev)
 [ -x /usr/lib/cni/host-local ] || packages+=(containernetworking-plugins) # real IPAM for the CNI tests
+# The image: built with buildah, loaded by podman and containerd's ctr, run by runc.
+for tool in buildah podman runc containerd; do
+    command -v "$tool" >/dev/null || packages+=("$tool")
+done
 
 if ((${#packages[@]})); then
     apt-get update -qq
@@ -22,6 +26,10 @@ fi
 # call it with.
 if ! python3 -c 'import grpc' 2>/dev/null; then
     python3 -m pip install --quiet --root-user-action=ignore grpcio
+fi
+# kubernetes-validate checks the manifests against Kubernetes' schemas.
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+    python3 -m pip install --quiet --root-user-action=ignore kubernetes-validate
 fi
 
 for component in rustfmt clippy; do

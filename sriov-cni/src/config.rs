@@ -417,4 +417,40 @@ mod tests {
         let err = parse("{}").unwrap().require_device().unwrap_err();
         assert!(err.to_string().contains("resourceName"), "{err}");
     }
+
+    /// The example NetworkAttachmentDefinitions in deploy/examples, as
+    /// Multus passes them: their config, with the allocated VF's deviceID.
+    #[test]
+    fn the_example_nads_are_valid_configs() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let yaml = std::fs::read_to_string(&path).unwrap();
+            if !yaml.contains("kind: NetworkAttachmentDefinition") {
+                continue;
+            }
+            // The block scalar under `config: |`, indented under it.
+            let config: String = yaml
+                .lines()
+                .skip_while(|l| l.trim() != "config: |")
+                .skip(1)
+                .take_while(|l| l.starts_with("    ") || l.is_empty())
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let mut value: Value =
+                serde_json::from_str(&config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            value["deviceID"] = "0000:01:10.0".into();
+            let conf =
+                parse(&value.to_string()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(value["type"], "sriov", "{}", path.display());
+            assert!(
+                yaml.contains(&format!("  name: {}\n", conf.name)),
+                "{}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 3);
+    }
 }
