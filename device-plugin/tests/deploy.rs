@@ -2,7 +2,7 @@
 //! args parse with the binary's own parser, every path the daemon and the
 //! CNI install use (at their defaults or as the args set them) is mounted
 //! from the same host path, and the ConfigMap's config gives pools on a host
-//! with the NICs it names. Schemas are checked by `deploy/validate.py`.
+//! with the NICs it names. Schemas are checked by `deploy/tests/validate.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,6 +4,12 @@
 //!       serves DIR/kubelet.sock; for every registration prints
 //!       `registered RESOURCE ENDPOINT`, dials the plugin back and prints
 //!       each ListAndWatch list as `list RESOURCE ID=HEALTH[@NUMA] ...`.
+//!   fake-kubelet plugins REGISTRY ROOT
+//!       plays kubelet's plugin watcher on the REGISTRY directory: for every
+//!       registration socket that appears, GetInfo, then dial its endpoint
+//!       (an absolute path, looked up under ROOT) and print
+//!       `registered NAME ENDPOINT`, confirm the registration
+//!       (NotifyRegistrationStatus), and print its lists as `watch` does.
 //!   fake-kubelet allocate SOCKET ID...
 //!       one Allocate call for one container; prints `env NAME=VALUE`,
 //!       `device HOST CONTAINER PERMISSIONS`, `cdi NAME` lines.
@@ -14,6 +20,9 @@ use std::process::ExitCode;
 
 use kubelet_api::deviceplugin::v1beta1::{
     device_plugin_client::DevicePluginClient, AllocateRequest, ContainerAllocateRequest, Empty,
+};
+use kubelet_api::pluginregistration::v1::{
+    registration_client::RegistrationClient, InfoRequest, RegistrationStatus,
 };
 
 fn say(line: String) {
@@ -40,10 +49,63 @@ async fn watch(dir: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
+async fn plugins(registry: PathBuf, root: PathBuf) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let entries = std::fs::read_dir(&registry)
+            .map_err(|e| format!("read {}: {e}", registry.display()))?;
+        for socket in entries.flatten().map(|e| e.path()) {
+            if socket.extension().is_some_and(|x| x == "sock") && seen.insert(socket.clone()) {
+                let root = root.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = register(&socket, &root).await {
+                        say(format!("error {} {e}", socket.display()));
+                    }
+                });
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// What kubelet's plugin watcher does with one registration socket.
+async fn register(socket: &Path, root: &Path) -> Result<(), String> {
+    let channel = kubelet_api::connect_unix(socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut watcher = RegistrationClient::new(channel);
+    let info = watcher
+        .get_info(InfoRequest {})
+        .await
+        .map_err(|e| format!("GetInfo: {}", e.message()))?
+        .into_inner();
+    let endpoint = root.join(info.endpoint.trim_start_matches('/'));
+    // Kubelet dials the endpoint before it confirms the registration.
+    let lists = kubelet_api::connect_unix(&endpoint)
+        .await
+        .map_err(|e| format!("connect {}: {e}", endpoint.display()))?;
+    say(format!("registered {} {}", info.name, info.endpoint));
+    watcher
+        .notify_registration_status(RegistrationStatus {
+            plugin_registered: true,
+            error: String::new(),
+        })
+        .await
+        .map_err(|e| format!("NotifyRegistrationStatus: {}", e.message()))?;
+    print_lists_on(&info.name, lists).await
+}
+
 async fn print_lists(resource: &str, socket: &Path) -> Result<(), String> {
     let channel = kubelet_api::connect_unix(socket)
         .await
         .map_err(|e| e.to_string())?;
+    print_lists_on(resource, channel).await
+}
+
+async fn print_lists_on(
+    resource: &str,
+    channel: tonic::transport::Channel,
+) -> Result<(), String> {
     let mut lists = DevicePluginClient::new(channel)
         .list_and_watch(Empty {})
         .await
@@ -112,10 +174,13 @@ fn main() -> ExitCode {
     };
     let outcome = match args.as_slice() {
         [command, dir] if command == "watch" => runtime.block_on(watch(dir.into())),
+        [command, registry, root] if command == "plugins" => {
+            runtime.block_on(plugins(registry.into(), root.into()))
+        }
         [command, socket, ids @ ..] if command == "allocate" && !ids.is_empty() => {
             runtime.block_on(allocate(socket.into(), ids.to_vec()))
         }
-        _ => Err("usage: fake-kubelet watch DIR | allocate SOCKET ID...".into()),
+        _ => Err("usage: fake-kubelet watch DIR | plugins REGISTRY ROOT | allocate SOCKET ID...".into()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 strict mode (an unknown field is an error), for Kubernetes 1.28 and for the
 newest version the kubernetes-validate package ships.
 
-    python3 deploy/validate.py
+    python3 deploy/tests/validate.py
 
 NetworkAttachmentDefinitions are a CRD (Multus's), which the package has no
 schema for: their metadata is checked as any object's metadata, the rest
@@ -46,7 +46,7 @@ def check_nad(resource, version):
 
 
 def main():
-    root = pathlib.Path(__file__).resolve().parent
+    root = pathlib.Path(__file__).resolve().parent.parent
     failures = checked = 0
     for path in sorted(root.rglob("*.yaml")):
         if path.name == "kustomization.yaml":
