@@ -102,10 +102,7 @@ async fn print_lists(resource: &str, socket: &Path) -> Result<(), String> {
     print_lists_on(resource, channel).await
 }
 
-async fn print_lists_on(
-    resource: &str,
-    channel: tonic::transport::Channel,
-) -> Result<(), String> {
+async fn print_lists_on(resource: &str, channel: tonic::transport::Channel) -> Result<(), String> {
     let mut lists = DevicePluginClient::new(channel)
         .list_and_watch(Empty {})
         .await
@@ -180,7 +177,9 @@ fn main() -> ExitCode {
         [command, socket, ids @ ..] if command == "allocate" && !ids.is_empty() => {
             runtime.block_on(allocate(socket.into(), ids.to_vec()))
         }
-        _ => Err("usage: fake-kubelet watch DIR | plugins REGISTRY ROOT | allocate SOCKET ID...".into()),
+        _ => Err(
+            "usage: fake-kubelet watch DIR | plugins REGISTRY ROOT | allocate SOCKET ID...".into(),
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
