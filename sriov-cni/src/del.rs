@@ -4,11 +4,11 @@
 use sriovnet::{Netlink, Netns, PciAddress};
 
 use crate::context::Ctx;
-use crate::ipam;
 use crate::netdev;
 use crate::release::{release, Lease};
 use crate::state::Store;
 use crate::Result;
+use crate::{go_cache, ipam};
 
 pub fn del(ctx: &mut Ctx) -> Result<()> {
     ctx.env.require_attachment(false)?;
@@ -27,9 +27,18 @@ pub fn del(ctx: &mut Ctx) -> Result<()> {
                     _ => Ok(()),
                 }
             }
-            None => release_ipam(ctx),
+            // Perhaps an attachment the Go plugin made before the switch.
+            None => match go_cache::device(ctx) {
+                Some(device) => del_device(ctx, &store, device),
+                None => release_ipam(ctx),
+            },
         };
     };
+    del_device(ctx, &store, device)
+}
+
+fn del_device(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
+    let (cid, ifname) = (ctx.env.container_id.clone(), ctx.env.ifname.clone());
     let exists = ctx.host.sysfs.pci_device(device).exists();
     // The security boundary comes before any lock or state is touched.
     let vf = if exists {
@@ -44,7 +53,7 @@ pub fn del(ctx: &mut Ctx) -> Result<()> {
     match store.load(&device.to_string())? {
         Some(record) if record.is_for(&cid, &ifname) => {
             let args = ctx.env.args_text.clone();
-            release(ctx, &store, &record, &args, Lease::Release)
+            release(ctx, store, &record, &args, Lease::Release)
         }
         Some(other) => {
             // The VF belongs to another attachment (a newer pod, or this
@@ -56,11 +65,37 @@ pub fn del(ctx: &mut Ctx) -> Result<()> {
             release_ipam(ctx)
         }
         None => {
-            if let Some(vf) = vf {
-                ctx.refuse_uplink(&vf)?;
-                take_back_unrecorded(ctx, device)?;
+            let Some(vf) = vf else {
+                return release_ipam(ctx);
+            };
+            ctx.refuse_uplink(&vf)?;
+            let pf = ctx.host.sysfs.netdev_names(vf.pf)?.into_iter().next();
+            let adopted = match &pf {
+                // A cache that cannot be read must not block the pod's
+                // teardown: the VF is released as one with no record.
+                Some(pf) => go_cache::adopt(ctx, store, &vf, pf).unwrap_or_else(|e| {
+                    ctx.log
+                        .error(&format!("{e}; releasing {device} without it"));
+                    None
+                }),
+                None => None,
+            };
+            match adopted {
+                Some(record) => {
+                    let args = ctx.env.args_text.clone();
+                    release(ctx, store, &record, &args, Lease::Release)
+                }
+                None => {
+                    if let Some(other) = go_cache::holder(ctx, device) {
+                        ctx.log.info(&format!(
+                            "{device} is attached by the Go sriov-cni ({other}); this DEL releases only IPAM"
+                        ));
+                    } else {
+                        take_back_unrecorded(ctx, device)?;
+                    }
+                    release_ipam(ctx)
+                }
             }
-            release_ipam(ctx)
         }
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod context;
 mod del;
 mod gc;
+mod go_cache;
 mod host;
 mod ipam;
 mod log;

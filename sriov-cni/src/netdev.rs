@@ -313,7 +313,8 @@ pub fn restore(
             Err(e) => failures.note(Err(e)),
         }
     }
-    if link.mtu != original.mtu {
+    // 0: not known (a Go sriov-cni cache older than its MTU field).
+    if original.mtu != 0 && link.mtu != original.mtu {
         failures.note(netlink.set_link_mtu(link, original.mtu));
     }
     for altname in link
