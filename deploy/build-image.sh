@@ -42,8 +42,13 @@ buildah config \
     --label org.opencontainers.image.licenses=Apache-2.0 \
     "$container"
 # --timestamp 0: the same executables give the same image.
-buildah commit --quiet --rm --timestamp 0 --format docker "$container" "$tag" >/dev/null
+previous=$(buildah images --quiet --no-trunc "$tag" 2>/dev/null || true)
+image=$(buildah commit --quiet --rm --timestamp 0 --format docker "$container" "$tag")
 trap - EXIT
+# The build this one replaced would linger untagged.
+if [ -n "$previous" ] && [ "$previous" != "$image" ] && [ "${previous#sha256:}" != "$image" ]; then
+    buildah rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 mkdir -p "$out_dir"
 archive=$out_dir/sriov-rs-$version.tar
