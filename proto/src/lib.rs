@@ -1,5 +1,5 @@
-//! The kubelet gRPC APIs a device plugin speaks, with tonic server and client
-//! types for each. The `.proto` files under `proto/` say which Kubernetes
+//! The kubelet gRPC APIs a device plugin and a DRA driver speak, with tonic
+//! server and client types for each. The `.proto` files under `proto/` say which Kubernetes
 //! release they match.
 
 /// Device plugin API: `Registration` (served by kubelet) and `DevicePlugin`
@@ -35,6 +35,33 @@ pub mod pluginregistration {
         /// Where kubelet's plugin watcher looks for plugin sockets.
         pub const PLUGINS_REGISTRY_PATH: &str = "/var/lib/kubelet/plugins_registry";
         pub const DEVICE_PLUGIN: &str = "DevicePlugin";
+        pub const DRA_PLUGIN: &str = "DRAPlugin";
+    }
+}
+
+/// Dynamic Resource Allocation: `DRAPlugin`, served by a driver for kubelet.
+pub mod dra {
+    /// Kubernetes 1.34 and later.
+    pub mod v1 {
+        tonic::include_proto!("k8s.io.kubelet.pkg.apis.dra.v1");
+
+        /// The version a driver lists in its registration's
+        /// `supported_versions`.
+        pub const VERSION: &str = "v1.DRAPlugin";
+    }
+
+    /// Kubernetes 1.32 and 1.33; the same messages as v1.
+    pub mod v1beta1 {
+        tonic::include_proto!("k8s.io.kubelet.pkg.apis.dra.v1beta1");
+
+        pub const VERSION: &str = "v1beta1.DRAPlugin";
+    }
+}
+
+/// DRA device health: `DRAResourceHealth`, optionally served by a driver.
+pub mod drahealth {
+    pub mod v1alpha1 {
+        tonic::include_proto!("v1alpha1");
     }
 }
 

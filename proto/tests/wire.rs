@@ -200,3 +200,83 @@ fn plugin_registration() {
     };
     assert_eq!(status.encode_to_vec(), cat(&[varint(1, 1), field(2, b"e")]));
 }
+
+#[test]
+fn dra_prepare_response() {
+    use kubelet_api::dra::v1 as dra;
+    let device = dra::Device {
+        request_names: vec!["vf".into()],
+        pool_name: "node1".into(),
+        device_name: "0000-01-10-0".into(),
+        cdi_device_ids: vec!["k8s.io/net=c".into()],
+    };
+    let message = dra::NodePrepareResourcesResponse {
+        claims: [(
+            "uid1".to_string(),
+            dra::NodePrepareResourceResponse {
+                devices: vec![device],
+                error: String::new(),
+            },
+        )]
+        .into(),
+    };
+    let device_bytes = cat(&[
+        field(1, b"vf"),
+        field(2, b"node1"),
+        field(3, b"0000-01-10-0"),
+        field(4, b"k8s.io/net=c"),
+    ]);
+    // A map entry is a message: key 1, value 2.
+    let entry = cat(&[field(1, b"uid1"), field(2, &field(1, &device_bytes))]);
+    assert_eq!(message.encode_to_vec(), field(1, &entry));
+    // v1beta1 has the same messages under its own package.
+    let beta = kubelet_api::dra::v1beta1::NodePrepareResourcesResponse::decode(
+        &message.encode_to_vec()[..],
+    )
+    .unwrap();
+    assert_eq!(beta.claims["uid1"].devices[0].device_name, "0000-01-10-0");
+}
+
+#[test]
+fn dra_claim_and_unprepare() {
+    use kubelet_api::dra::v1 as dra;
+    let request = dra::NodeUnprepareResourcesRequest {
+        claims: vec![dra::Claim {
+            namespace: "ns".into(),
+            uid: "u".into(),
+            name: "c".into(),
+        }],
+    };
+    let claim = cat(&[field(1, b"ns"), field(2, b"u"), field(3, b"c")]);
+    assert_eq!(request.encode_to_vec(), field(1, &claim));
+    let response = dra::NodeUnprepareResourcesResponse {
+        claims: [(
+            "u".to_string(),
+            dra::NodeUnprepareResourceResponse { error: "no".into() },
+        )]
+        .into(),
+    };
+    let entry = cat(&[field(1, b"u"), field(2, &field(1, b"no"))]);
+    assert_eq!(response.encode_to_vec(), field(1, &entry));
+}
+
+#[test]
+fn dra_device_health() {
+    use kubelet_api::drahealth::v1alpha1 as health;
+    let message = health::NodeWatchResourcesResponse {
+        devices: vec![health::DeviceHealth {
+            device: Some(health::DeviceIdentifier {
+                pool_name: "n".into(),
+                device_name: "d".into(),
+            }),
+            health: health::HealthStatus::Unhealthy as i32,
+            last_updated_time: 100,
+        }],
+    };
+    let device_health = cat(&[
+        field(1, &cat(&[field(1, b"n"), field(2, b"d")])),
+        varint(2, 2),
+        varint(3, 100),
+    ]);
+    assert_eq!(message.encode_to_vec(), field(1, &device_health));
+}
