@@ -29,12 +29,31 @@ pub fn del(ctx: &mut Ctx) -> Result<()> {
             }
             // Perhaps an attachment the Go plugin made before the switch.
             None => match go_cache::device(ctx) {
-                Some(device) => del_device(ctx, &store, device),
+                Some(device) => del_go_named(ctx, &store, device),
                 None => release_ipam(ctx),
             },
         };
     };
     del_device(ctx, &store, device)
+}
+
+/// A DEL without a device whose Go cache names one. The cache is not
+/// trusted: a device that is not an SR-IOV VF of this host, or is the
+/// host's uplink, is refused as always, but that must not keep the pod's
+/// IPAM lease forever.
+fn del_go_named(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
+    if ctx.host.sysfs.pci_device(device).exists() {
+        let checked = ctx
+            .virtual_function(device)
+            .and_then(|vf| ctx.refuse_uplink(&vf));
+        if let Err(e) = checked {
+            ctx.log.error(&format!(
+                "the Go sriov-cni's cache of this attachment names {device}: {e}; releasing IPAM only"
+            ));
+            return release_ipam(ctx);
+        }
+    }
+    del_device(ctx, store, device)
 }
 
 fn del_device(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
@@ -53,7 +72,10 @@ fn del_device(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
     match store.load(&device.to_string())? {
         Some(record) if record.is_for(&cid, &ifname) => {
             let args = ctx.env.args_text.clone();
-            release(ctx, store, &record, &args, Lease::Release)
+            release(ctx, store, &record, &args, Lease::Release)?;
+            // An adoption interrupted before it removed the Go cache.
+            go_cache::forget(ctx, device);
+            Ok(())
         }
         Some(other) => {
             // The VF belongs to another attachment (a newer pod, or this
@@ -62,6 +84,7 @@ fn del_device(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
                 "{device} is attached to container {} as {}; this DEL releases only IPAM",
                 other.container_id, other.ifname
             ));
+            go_cache::forget(ctx, device);
             release_ipam(ctx)
         }
         None => {
@@ -69,15 +92,18 @@ fn del_device(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
                 return release_ipam(ctx);
             };
             ctx.refuse_uplink(&vf)?;
+            if let Some(holder) = go_cache::held_elsewhere(ctx, device) {
+                // Another Go attachment holds the VF: a cache of this one
+                // naming it is stale.
+                ctx.log.info(&format!(
+                    "{device} is held by the Go sriov-cni's {holder}; this DEL releases only IPAM"
+                ));
+                go_cache::forget(ctx, device);
+                return release_ipam(ctx);
+            }
             let pf = ctx.host.sysfs.netdev_names(vf.pf)?.into_iter().next();
             let adopted = match &pf {
-                // A cache that cannot be read must not block the pod's
-                // teardown: the VF is released as one with no record.
-                Some(pf) => go_cache::adopt(ctx, store, &vf, pf).unwrap_or_else(|e| {
-                    ctx.log
-                        .error(&format!("{e}; releasing {device} without it"));
-                    None
-                }),
+                Some(pf) => go_cache::adopt(ctx, store, &vf, pf)?,
                 None => None,
             };
             match adopted {
@@ -86,13 +112,7 @@ fn del_device(ctx: &mut Ctx, store: &Store, device: PciAddress) -> Result<()> {
                     release(ctx, store, &record, &args, Lease::Release)
                 }
                 None => {
-                    if let Some(other) = go_cache::holder(ctx, device) {
-                        ctx.log.info(&format!(
-                            "{device} is attached by the Go sriov-cni ({other}); this DEL releases only IPAM"
-                        ));
-                    } else {
-                        take_back_unrecorded(ctx, device)?;
-                    }
+                    take_back_unrecorded(ctx, device)?;
                     release_ipam(ctx)
                 }
             }

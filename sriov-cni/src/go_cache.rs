@@ -17,12 +17,13 @@
 //! `max_tx_rate`, `link_state`), which say what ADD changed. Keys older
 //! versions lack default to what those versions did.
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
-use sriovnet::{MacAddress, PciAddress, VirtualFunction, VlanProto};
+use sriovnet::{MacAddress, Netns, PciAddress, VirtualFunction, VlanProto};
 
 use crate::context::Ctx;
 use crate::state::{NetdevState, PfSide, Record, Store};
@@ -110,51 +111,81 @@ pub fn device(ctx: &Ctx) -> Option<PciAddress> {
     value.get("deviceID")?.as_str()?.parse().ok()
 }
 
-/// Another attachment's Go cache that names `device`: its file name
-/// (`<containerID>-<ifname>`).
-pub fn holder(ctx: &Ctx, device: PciAddress) -> Option<String> {
-    let (own, _) = paths(ctx, "");
+/// Another Go attachment that holds `device`, by the Go plugin's own rule:
+/// its allocation file names a sandbox that is still alive. That sandbox
+/// is another than this DEL's (the Go plugin hands a VF whose sandbox is
+/// gone to the next pod, so an older pod's cache may name a VF a newer pod
+/// holds), or this one under another ifname (a cache other than this
+/// attachment's names the VF).
+pub fn held_elsewhere(ctx: &Ctx, device: PciAddress) -> Option<String> {
     let device = device.to_string();
+    let (own, allocation) = paths(ctx, &device);
+    let netns = fs::read_to_string(allocation).ok()?;
+    let netns = netns.trim();
+    Netns::open(netns).ok()?;
+    if netns != ctx.env.netns {
+        return Some(format!("sandbox {netns}"));
+    }
     fs::read_dir(&ctx.host.state_dir)
         .ok()?
         .flatten()
         .filter(|entry| entry.path() != own && entry.file_type().is_ok_and(|t| t.is_file()))
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        // Ours are <pci>.json and <pci>.lock; temporaries start with a dot.
+        // The same sandbox is the same container id: a stale cache of
+        // another, dead sandbox must not block this one. (Ours are
+        // <pci>.json and <pci>.lock.)
         .filter(|name| {
-            !name.starts_with('.') && !name.ends_with(".json") && !name.ends_with(".lock")
+            name.starts_with(&format!("{}-", ctx.env.container_id))
+                && !name.ends_with(".json")
+                && !name.ends_with(".lock")
         })
-        .find(|name| {
-            fs::read(ctx.host.state_dir.join(name))
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .is_some_and(|v| {
-                    v.get("deviceID").and_then(|d| d.as_str()) == Some(device.as_str())
-                })
-        })
+        .find(|name| cache_names(&ctx.host.state_dir.join(name), &device))
+        .map(|name| format!("attachment {name}"))
+}
+
+fn cache_names(path: &Path, device: &str) -> bool {
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|v| v.get("deviceID").and_then(|d| d.as_str()) == Some(device))
+}
+
+/// Removes this attachment's Go cache if it names `device`: the attachment
+/// is released, or the VF has moved on to another sandbox.
+pub fn forget(ctx: &Ctx, device: PciAddress) {
+    let (cache, _) = paths(ctx, "");
+    if cache_names(&cache, &device.to_string()) {
+        remove(ctx, &cache);
+    }
+}
+
+fn remove(ctx: &Ctx, path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != ErrorKind::NotFound {
+            ctx.log.warning(&format!("remove {}: {e}", path.display()));
+        }
+    }
 }
 
 /// Turns the Go plugin's cache of this attachment, if it has one for `vf`,
 /// into one of our records, saved, and removes the Go plugin's files. The
-/// caller holds the VF's lock and has checked that it is a VF of this host.
+/// caller holds the VF's lock, has checked that it is a VF of this host and
+/// that no other live sandbox holds it ([`held_elsewhere`]). A cache that
+/// cannot be read is logged and left alone (Ok(None)): it must not block
+/// the pod's teardown. Only a record that cannot be saved fails.
 pub fn adopt(ctx: &Ctx, store: &Store, vf: &VirtualFunction, pf: &str) -> Result<Option<Record>> {
     let device = vf.address.to_string();
     let (cache_path, allocation) = paths(ctx, &device);
-    let bytes = match fs::read(&cache_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io(format!("read {}: {e}", cache_path.display()))),
+    let cache = match read(&cache_path) {
+        Ok(Some(cache)) if cache.device_id == device => cache,
+        // None, or its attachment is of another VF: not this DEL's.
+        Ok(_) => return Ok(None),
+        Err(e) => {
+            ctx.log
+                .error(&format!("{e}; releasing {device} without it"));
+            return Ok(None);
+        }
     };
-    let cache: Cache = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Decode(format!(
-            "the Go sriov-cni's cache {}: {e}",
-            cache_path.display()
-        ))
-    })?;
-    if cache.device_id != device {
-        // Its attachment is of another VF: not this DEL's to release.
-        return Ok(None);
-    }
     if cache.vf_id.is_some_and(|id| id != vf.index) {
         ctx.log.warning(&format!(
             "the Go sriov-cni's cache says {device} is VF {}, sysfs says {}; using sysfs",
@@ -162,16 +193,14 @@ pub fn adopt(ctx: &Ctx, store: &Store, vf: &VirtualFunction, pf: &str) -> Result
             vf.index
         ));
     }
-    let record = record(ctx, cache, vf, pf)?;
+    // While a Go plugin still runs (the binary is being swapped), its DEL
+    // and ours take the same lock.
+    let _go_lock = go_lock(ctx, &device);
+    let record = record(ctx, cache, vf, pf);
     store.save(&record)?;
-    for path in [&cache_path, &allocation] {
-        match fs::remove_file(path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => {
-                return Err(Error::Io(format!("remove {}: {e}", path.display())))
-            }
-            _ => {}
-        }
-    }
+    // The record is ours now: a file that will not go is only logged.
+    remove(ctx, &cache_path);
+    remove(ctx, &allocation);
     ctx.log.info(&format!(
         "adopted the Go sriov-cni's attachment of {device} to container {} ({})",
         record.container_id, record.ifname
@@ -179,31 +208,72 @@ pub fn adopt(ctx: &Ctx, store: &Store, vf: &VirtualFunction, pf: &str) -> Result
     Ok(Some(record))
 }
 
+fn read(path: &Path) -> Result<Option<Cache>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Io(format!("read {}: {e}", path.display()))),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Decode(format!("the Go sriov-cni's cache {}: {e}", path.display())))
+}
+
+/// The Go plugin's per-VF lock, if its directory is there.
+fn go_lock(ctx: &Ctx, device: &str) -> Option<Flock<File>> {
+    let dir = ctx.host.state_dir.join("pci/vf_lock");
+    if !dir.is_dir() {
+        return None;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(format!("{device}.lock")))
+        .ok()?;
+    Flock::lock(file, FlockArg::LockExclusive).ok()
+}
+
 impl Cache {
-    /// The VF as its PF reported it before the Go plugin's ADD.
-    fn pf_side(&self) -> Result<PfSide> {
+    /// The VF as its PF reported it before the Go plugin's ADD, and the
+    /// settings whose original value the cache does not hold validly:
+    /// those are left as they are rather than failing the whole release.
+    fn pf_side(&self) -> (PfSide, Vec<(&'static str, String)>) {
         let original = &self.original;
-        let bad = |field: &str, value: &dyn std::fmt::Display| {
-            Error::Decode(format!(
-                "the Go sriov-cni's cache: OrigVfState.{field} {value} is not valid"
-            ))
+        let mut invalid = Vec::new();
+        let mut bad = |setting: &'static str, field: &str, value: &dyn std::fmt::Display| {
+            invalid.push((
+                setting,
+                format!("the Go sriov-cni's cache: OrigVfState.{field} {value} is not valid"),
+            ));
         };
-        let mac: MacAddress = match original.admin_mac.as_str() {
-            "" => MacAddress([0; 6]),
-            text => text.parse().map_err(|_| bad("AdminMAC", &text))?,
+        let zero = MacAddress([0; 6]);
+        let mac = match original.admin_mac.as_str() {
+            "" => zero,
+            text => text.parse().unwrap_or_else(|_| {
+                bad("mac", "AdminMAC", &text);
+                zero
+            }),
         };
         let vlan_proto = match original.vlan_proto {
             0 | 0x8100 => VlanProto::Dot1Q,
             0x88a8 => VlanProto::Dot1Ad,
-            other => return Err(bad("VlanProto", &other)),
+            other => {
+                bad("vlan", "VlanProto", &other);
+                VlanProto::Dot1Q
+            }
         };
         let link_state = match original.link_state {
             0 => "auto",
             1 => "enable",
             2 => "disable",
-            other => return Err(bad("LinkState", &other)),
+            other => {
+                bad("link_state", "LinkState", &other);
+                "auto"
+            }
         };
-        Ok(PfSide {
+        let pf_side = PfSide {
             mac: mac.to_string(),
             vlan: original.vlan,
             qos: original.vlan_qos,
@@ -213,11 +283,12 @@ impl Cache {
             link_state: link_state.to_string(),
             min_tx_rate: original.min_tx_rate,
             max_tx_rate: original.max_tx_rate,
-        })
+        };
+        (pf_side, invalid)
     }
 
     /// What the Go plugin's DEL would restore: the settings the config set.
-    fn changed(&self) -> Vec<String> {
+    fn changed(&self) -> Vec<&'static str> {
         [
             ("vlan", self.vlan.is_some()),
             ("mac", !self.mac.is_empty()),
@@ -231,7 +302,7 @@ impl Cache {
         ]
         .into_iter()
         .filter(|(_, set)| *set)
-        .map(|(name, _)| name.to_string())
+        .map(|(name, _)| name)
         .collect()
     }
 
@@ -252,10 +323,17 @@ impl Cache {
     }
 }
 
-fn record(ctx: &Ctx, cache: Cache, vf: &VirtualFunction, pf: &str) -> Result<Record> {
-    let pf_side = cache.pf_side()?;
+fn record(ctx: &Ctx, cache: Cache, vf: &VirtualFunction, pf: &str) -> Record {
+    let (pf_side, invalid) = cache.pf_side();
+    let mut changed = cache.changed();
+    for (setting, problem) in &invalid {
+        if changed.contains(setting) {
+            ctx.log
+                .warning(&format!("{problem}; its {setting} is left as it is"));
+        }
+    }
+    changed.retain(|setting| invalid.iter().all(|(bad, _)| bad != setting));
     let netdev = cache.netdev();
-    let changed = cache.changed();
     let ipam = ctx.conf.ipam.clone().or_else(|| {
         cache
             .ipam
@@ -263,7 +341,7 @@ fn record(ctx: &Ctx, cache: Cache, vf: &VirtualFunction, pf: &str) -> Result<Rec
             .map(|i| i.plugin.clone())
             .filter(|plugin| !plugin.is_empty())
     });
-    Ok(Record {
+    Record {
         network: cache.name,
         container_id: ctx.env.container_id.clone(),
         ifname: ctx.env.ifname.clone(),
@@ -273,7 +351,7 @@ fn record(ctx: &Ctx, cache: Cache, vf: &VirtualFunction, pf: &str) -> Result<Rec
         vf_index: vf.index,
         userspace: netdev.is_none(),
         pf_side: Some(pf_side),
-        changed,
+        changed: changed.into_iter().map(str::to_string).collect(),
         pod_mac: Some(cache.mac).filter(|m| !m.is_empty()),
         netdev,
         ipam,
@@ -282,7 +360,7 @@ fn record(ctx: &Ctx, cache: Cache, vf: &VirtualFunction, pf: &str) -> Result<Rec
         cni_path: ctx.env.path.clone(),
         device_info_file: None,
         reset_on_release: false,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +379,8 @@ mod tests {
         let cache: Cache = serde_json::from_str(V2_8).unwrap();
         assert_eq!(cache.device_id, "0000:af:06.0");
         assert_eq!(cache.vf_id, Some(0));
-        let pf_side = cache.pf_side().unwrap();
+        let (pf_side, invalid) = cache.pf_side();
+        assert!(invalid.is_empty());
         assert_eq!(
             (
                 pf_side.mac.as_str(),
@@ -324,7 +403,8 @@ mod tests {
     #[test]
     fn reads_an_older_cache_with_what_that_version_did() {
         let cache: Cache = serde_json::from_str(OLDER).unwrap();
-        let pf_side = cache.pf_side().unwrap();
+        let (pf_side, invalid) = cache.pf_side();
+        assert!(invalid.is_empty());
         assert_eq!(pf_side.mac, "00:00:00:00:00:00");
         assert_eq!(pf_side.vlan_proto, "802.1q");
         // That version restored the VLAN always: its vlan was not optional.
@@ -342,27 +422,32 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_are_named() {
-        for (from, to, message) in [
+    fn a_bad_value_drops_only_its_setting() {
+        for (from, to, setting, message) in [
             (
                 r#""LinkState":2"#,
                 r#""LinkState":9"#,
+                "link_state",
                 "OrigVfState.LinkState 9 is not valid",
             ),
             (
                 r#""VlanProto":34984"#,
                 r#""VlanProto":1"#,
+                "vlan",
                 "OrigVfState.VlanProto 1 is not valid",
             ),
             (
                 r#""AdminMAC":"00:00:00:00:00:00""#,
                 r#""AdminMAC":"zz""#,
+                "mac",
                 "OrigVfState.AdminMAC zz is not valid",
             ),
         ] {
             let cache: Cache = serde_json::from_str(&V2_8.replace(from, to)).unwrap();
-            let error = cache.pf_side().unwrap_err().to_string();
-            assert!(error.ends_with(message), "{error}");
+            let (_, invalid) = cache.pf_side();
+            assert_eq!(invalid.len(), 1);
+            assert_eq!(invalid[0].0, setting);
+            assert!(invalid[0].1.ends_with(message), "{}", invalid[0].1);
         }
     }
 }

@@ -47,7 +47,7 @@ go_add() {
 same_a() {
     [ "$(link_summary "$deva" 2>&1)" = "$before_a" ] || fail "$1: netdev $(link_summary "$deva" 2>&1), was $before_a"
     [ "$(vf_line "$pfdev" 2)" = "$pf_a" ] || fail "$1: PF side $(vf_line "$pfdev" 2), was $pf_a"
-    for left in "$state/go1-net1" "$state/pci/$vfa" "$state/$vfa.json"; do
+    for left in "$state"/*-net1 "$state/pci/$vfa" "$state/$vfa.json"; do
         [ ! -e "$left" ] || fail "$1: $left is left"
     done
     ls /run/ipam/lab 2>/dev/null | grep -q '^10\.14\.' && fail "$1: the host-local lease is left"
@@ -78,6 +78,43 @@ conf=$(netconf "$vfa" '' 10.14.0.0/24 | sed "s/\"deviceID\":\"$vfa\",//")
 out=$(echo "$conf" | cni DEL go1 go1 net1) || fail "DEL: $out"
 same_a "DEL without deviceID after the netns went"
 [ "$(vf_line "$pfdev" 5)" = "$pf_b" ] || fail "another VF changed: $(vf_line "$pfdev" 5)"
+
+echo "== a stale Go cache of an older sandbox naming a VF a newer one holds"
+# The Go plugin gives a VF whose sandbox is gone to the next pod; the older
+# pod's cache stays if its DEL never ran.
+go_add "$vfa" 2 "$deva" new1
+go_cache old1 net1 "$vfa" 2 "$deva" "$mac_a" "$mtu_a" 100 60:00:00:00:00:e1
+go_cache new1 net1 "$vfa" 2 "$deva" "$mac_a" "$mtu_a" 100 60:00:00:00:00:e1
+ip netns add old1
+out=$(netconf "$vfa" '' 10.14.0.0/24 | cni DEL old1 old1 net1) || fail "DEL of the stale attachment: $out"
+ip -n new1 link show net1 >/dev/null || fail "DEL of the stale attachment took the newer pod's VF"
+vf_line "$pfdev" 2 | grep -q 'mac 60:00:00:00:00:e1 vlan 100 .* spoofchk off' ||
+    fail "DEL of the stale attachment changed the newer pod's PF side: $(vf_line "$pfdev" 2)"
+[ ! -e "$state/old1-net1" ] || fail "the stale cache is left"
+[ -e "$state/new1-net1" ] && [ -e "$state/pci/$vfa" ] || fail "the newer pod's Go files went"
+out=$(netconf "$vfa" '' 10.14.0.0/24 | cni DEL new1 new1 net1) || fail "DEL of the newer pod: $out"
+same_a "the newer pod's DEL"
+ip netns del new1
+echo "== the same, the newer pod's DEL first: the stale cache does not block it"
+go_add "$vfa" 2 "$deva" new1
+go_cache old1 net1 "$vfa" 2 "$deva" "$mac_a" "$mtu_a" 100 60:00:00:00:00:e1
+go_cache new1 net1 "$vfa" 2 "$deva" "$mac_a" "$mtu_a" 100 60:00:00:00:00:e1
+out=$(netconf "$vfa" '' 10.14.0.0/24 | cni DEL new1 new1 net1) || fail "DEL of the newer pod: $out"
+ip -n new1 link show net1 >/dev/null 2>&1 && fail "the stale cache kept the newer pod's VF in its pod"
+[ "$(vf_line "$pfdev" 2)" = "$pf_a" ] || fail "newer pod first: PF side $(vf_line "$pfdev" 2), was $pf_a"
+out=$(netconf "$vfa" '' 10.14.0.0/24 | cni DEL old1 old1 net1) || fail "DEL of the stale attachment: $out"
+same_a "the stale attachment's DEL after the newer pod's"
+ip netns del old1; ip netns del new1
+
+echo "== a Go cache naming the PF: refused, the lease still released"
+pf_before=$(link_summary "$pfdev")
+go_cache pfc net1 "$pf" 0 "$pfdev" "$mac_a" 1500 100 ""
+ip netns add pfc
+conf=$(netconf "$vfa" '' 10.14.0.0/24 | sed "s/\"deviceID\":\"$vfa\",//")
+out=$(echo "$conf" | cni DEL pfc pfc net1) || fail "DEL: $out"
+[ "$(link_summary "$pfdev")" = "$pf_before" ] || fail "the PF changed: $(link_summary "$pfdev")"
+rm -f "$state/pfc-net1" "$state/pci/$pf"
+ip netns del pfc
 
 echo "== a Go attachment of a VF on vfio-pci (DPDK): only the PF side"
 bind_vfio "$vfb"
