@@ -1,0 +1,420 @@
+//! The DRA frontend's ResourceSlice publisher against a fake API server
+//! that speaks the real REST protocol: JSON bodies typed by k8s-openapi,
+//! field selectors, resourceVersions, 409 on a stale write or an existing
+//! name, 404, 500s, and a server that is not there yet.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use k8s_openapi::api::resource::v1::ResourceSlice;
+use serde_json::json;
+use sriov_device_plugin::core::config::Config;
+use sriov_device_plugin::core::view::PoolView;
+use sriov_device_plugin::core::{inventory, pool};
+use sriov_device_plugin::frontends::dra::publish::{publish_until_done, Changes, Publisher};
+use sriov_device_plugin::frontends::dra::DRIVER;
+use sriovnet::fake::{FakeSysfs, INTEL_E810};
+
+const NODE: &str = "worker-1";
+const NODE_UID: &str = "0c5e1d3a-0000-4000-8000-00000000000a";
+
+#[derive(Default)]
+struct Server {
+    slices: BTreeMap<String, ResourceSlice>,
+    version: u64,
+    /// Answer this many requests with 500 first.
+    failures: usize,
+    /// Answer this many replaces with 409 first, as if someone wrote first.
+    conflicts: usize,
+    writes: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Server>>;
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code.as_u16()});
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(value: impl serde::Serialize) -> Response {
+    let body = serde_json::to_string(&value).unwrap();
+    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+}
+
+/// A 500 if one is due.
+fn failing(server: &mut Server) -> Option<Response> {
+    (server.failures > 0).then(|| {
+        server.failures -= 1;
+        status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "etcd is down",
+        )
+    })
+}
+
+async fn node(State(shared): State<Shared>, Path(name): Path<String>) -> Response {
+    if let Some(failure) = failing(&mut shared.lock().unwrap()) {
+        return failure;
+    }
+    if name != NODE {
+        return status(StatusCode::NOT_FOUND, "NotFound", "no such node");
+    }
+    ok(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "uid": NODE_UID}}))
+}
+
+/// `spec.nodeName=X,spec.driver=Y`, as the API server reads field selectors.
+fn selected(query: &str, slice: &ResourceSlice) -> bool {
+    let selector = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("fieldSelector="))
+        .map(|s| s.replace("%3D", "=").replace("%2C", ","))
+        .unwrap_or_default();
+    selector
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some(("spec.nodeName", v)) => slice.spec.node_name.as_deref() == Some(v),
+            Some(("spec.driver", v)) => slice.spec.driver == v,
+            _ => panic!("unexpected selector {term}"),
+        })
+}
+
+async fn list(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let server = &mut shared.lock().unwrap();
+    if let Some(failure) = failing(server) {
+        return failure;
+    }
+    let query = query.unwrap_or_default();
+    let items: Vec<&ResourceSlice> = server
+        .slices
+        .values()
+        .filter(|s| selected(&query, s))
+        .collect();
+    ok(
+        json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSliceList",
+        "metadata": {"resourceVersion": server.version.to_string()}, "items": items}),
+    )
+}
+
+fn store(server: &mut Server, mut slice: ResourceSlice) -> Response {
+    server.version += 1;
+    slice.metadata.resource_version = Some(server.version.to_string());
+    let name = slice.metadata.name.clone().unwrap();
+    server.slices.insert(name, slice.clone());
+    ok(slice)
+}
+
+async fn create(State(shared): State<Shared>, body: Bytes) -> Response {
+    let server = &mut shared.lock().unwrap();
+    if let Some(failure) = failing(server) {
+        return failure;
+    }
+    let slice: ResourceSlice = serde_json::from_slice(&body).expect("a ResourceSlice");
+    let name = slice.metadata.name.clone().expect("a name");
+    server.writes.push(format!("create {name}"));
+    if server.slices.contains_key(&name) {
+        return status(StatusCode::CONFLICT, "AlreadyExists", "already exists");
+    }
+    store(server, slice)
+}
+
+async fn replace(State(shared): State<Shared>, Path(name): Path<String>, body: Bytes) -> Response {
+    let server = &mut shared.lock().unwrap();
+    if let Some(failure) = failing(server) {
+        return failure;
+    }
+    let slice: ResourceSlice = serde_json::from_slice(&body).expect("a ResourceSlice");
+    server.writes.push(format!("replace {name}"));
+    let current = server
+        .slices
+        .get(&name)
+        .map(|s| s.metadata.resource_version.clone());
+    if server.conflicts > 0 {
+        server.conflicts -= 1;
+        server.version += 1;
+        let version = server.version.to_string();
+        if let Some(s) = server.slices.get_mut(&name) {
+            s.metadata.resource_version = Some(version);
+        }
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "the object has been modified",
+        );
+    }
+    match current {
+        None => status(StatusCode::NOT_FOUND, "NotFound", "not found"),
+        Some(version) if version != slice.metadata.resource_version => status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "the object has been modified",
+        ),
+        Some(_) => store(server, slice),
+    }
+}
+
+async fn delete(State(shared): State<Shared>, Path(name): Path<String>) -> Response {
+    let server = &mut shared.lock().unwrap();
+    if let Some(failure) = failing(server) {
+        return failure;
+    }
+    server.writes.push(format!("delete {name}"));
+    match server.slices.remove(&name) {
+        Some(slice) => ok(slice),
+        None => status(StatusCode::NOT_FOUND, "NotFound", "not found"),
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/nodes/{name}", get(node))
+        .route(
+            "/apis/resource.k8s.io/v1/resourceslices",
+            get(list).post(create),
+        )
+        .route(
+            "/apis/resource.k8s.io/v1/resourceslices/{name}",
+            axum::routing::put(replace).delete(delete),
+        )
+        .with_state(shared)
+}
+
+async fn serve_on(listener: tokio::net::TcpListener, shared: Shared) {
+    tokio::spawn(async move { axum::serve(listener, router(shared)).await.unwrap() });
+}
+
+async fn start(shared: Shared) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    serve_on(listener, shared).await;
+    address
+}
+
+fn client(address: SocketAddr) -> kube::Client {
+    let config = kube::Config::new(format!("http://{address}").parse().unwrap());
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Two E810 PFs with 150 VFs each, in one pool.
+fn pools(dir: &std::path::Path) -> Vec<PoolView> {
+    let fake = FakeSysfs::new(dir);
+    fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 150, 1)
+        .unwrap();
+    fake.add_pf(&INTEL_E810, "0000:5e:00.0", "ens3f0", 150, 0)
+        .unwrap();
+    let config = Config::parse(
+        r#"{"resourceList":[{"resourceName":"e810","selectors":{"drivers":["iavf"]}}]}"#,
+        "intel.com",
+    )
+    .unwrap();
+    let sysfs = fake.sysfs();
+    let (inventory, routes) = inventory::scan(&sysfs, &dir.join("no-proc-net")).unwrap();
+    let devices = inventory::candidates(&sysfs, &inventory, &routes);
+    pool::assign(&config.resources, &devices, &pool::Pins::new())
+        .into_iter()
+        .map(|pool| PoolView {
+            config: pool.config,
+            members: pool.members,
+        })
+        .collect()
+}
+
+fn pool_of(shared: &Shared) -> Vec<(String, i64, i64, usize)> {
+    shared
+        .lock()
+        .unwrap()
+        .slices
+        .values()
+        .filter(|s| s.spec.driver == DRIVER)
+        .map(|s| {
+            (
+                s.metadata.name.clone().unwrap(),
+                s.spec.pool.generation,
+                s.spec.pool.resource_slice_count,
+                s.spec.devices.as_ref().map_or(0, Vec::len),
+            )
+        })
+        .collect()
+}
+
+/// Publishes until done, failing the test after 20 s instead of hanging,
+/// with the error a pass then gives.
+async fn publish(publisher: &Publisher, pools: &[PoolView]) -> Changes {
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        publish_until_done(publisher, pools),
+    )
+    .await;
+    match done {
+        Ok(changes) => changes,
+        Err(_) => panic!(
+            "not published in 20 s: {:?}",
+            publisher.publish(pools).await
+        ),
+    }
+}
+
+fn a_slice(name: &str, node: &str, driver: &str) -> ResourceSlice {
+    serde_json::from_value(json!({"metadata": {"name": name, "resourceVersion": "1"},
+        "spec": {"driver": driver, "nodeName": node,
+                 "pool": {"name": node, "generation": 4, "resourceSliceCount": 1}}}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn three_hundred_vfs_become_three_slices_and_stay_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pools = pools(dir.path());
+    let shared = Shared::default();
+    {
+        // A previous run's extra slice, and slices that are not ours.
+        let server = &mut shared.lock().unwrap();
+        let stale = format!("{NODE}-{DRIVER}-7");
+        server
+            .slices
+            .insert(stale.clone(), a_slice(&stale, NODE, DRIVER));
+        server.slices.insert(
+            "other-node".into(),
+            a_slice("other-node", "worker-2", DRIVER),
+        );
+        server.slices.insert(
+            "other-driver".into(),
+            a_slice("other-driver", NODE, "gpu.example.com"),
+        );
+    }
+    let address = start(shared.clone()).await;
+    let publisher = Publisher::connect(client(address), DRIVER, NODE)
+        .await
+        .unwrap();
+
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!(
+        (changes.created, changes.deleted, changes.generation),
+        (3, 1, 5)
+    );
+    let slice = |n| format!("{NODE}-{DRIVER}-{n}");
+    assert_eq!(
+        pool_of(&shared),
+        [
+            ("other-node".into(), 4, 1, 0),
+            (slice(0), 5, 3, 128),
+            (slice(1), 5, 3, 128),
+            (slice(2), 5, 3, 44),
+        ]
+    );
+    assert!(shared.lock().unwrap().slices.contains_key("other-driver"));
+    let owner = shared.lock().unwrap().slices[&slice(0)]
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap();
+    assert_eq!(owner[0].uid, NODE_UID);
+
+    // Nothing changed: nothing is written.
+    shared.lock().unwrap().writes.clear();
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!(
+        (changes.created, changes.replaced, changes.deleted),
+        (0, 0, 0)
+    );
+    assert!(shared.lock().unwrap().writes.is_empty());
+
+    // A VF goes unhealthy: the next generation, on every slice.
+    pools[0].members[200].healthy = false;
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!((changes.replaced, changes.generation), (3, 6));
+    let unhealthy = shared.lock().unwrap().slices[&slice(1)]
+        .spec
+        .devices
+        .as_ref()
+        .unwrap()[72]
+        .attributes
+        .as_ref()
+        .unwrap()[&format!("{DRIVER}/healthy")]
+        .bool;
+    assert_eq!(unhealthy, Some(false));
+
+    // 150 VFs go: two slices left.
+    pools[0].members.truncate(150);
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!(
+        (changes.replaced, changes.deleted, changes.generation),
+        (2, 1, 7)
+    );
+    let counts: Vec<i64> = pool_of(&shared).iter().skip(1).map(|p| p.2).collect();
+    assert_eq!(counts, [2, 2]);
+
+    assert_eq!(publisher.remove_all().await.unwrap(), 2);
+    assert_eq!(
+        pool_of(&shared).len(),
+        1,
+        "only the other node's slice is left"
+    );
+}
+
+/// A 409 (someone wrote first), then 500s: retried, never a crash.
+#[tokio::test]
+async fn conflicts_and_server_errors_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pools = pools(dir.path());
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let publisher = Publisher::connect(client(address), DRIVER, NODE)
+        .await
+        .unwrap();
+    publish(&publisher, &pools).await;
+
+    pools[0].members[0].healthy = false;
+    shared.lock().unwrap().conflicts = 1;
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!(changes.generation, 2);
+    shared.lock().unwrap().failures = 3;
+    pools[0].members[0].healthy = true;
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!(changes.generation, 3);
+    assert!(pool_of(&shared).iter().all(|p| p.1 == 3));
+}
+
+/// The API server is not there when the daemon starts: connecting fails
+/// with a reason, and publishing waits for it.
+#[tokio::test]
+async fn an_api_server_that_comes_up_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = pools(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let error = Publisher::connect(client(address), DRIVER, NODE)
+        .await
+        .err()
+        .unwrap();
+    assert!(error.to_string().starts_with("node worker-1: "), "{error}");
+
+    let shared = Shared::default();
+    shared.lock().unwrap().failures = 1;
+    let publisher = loop {
+        if let Ok(listener) = tokio::net::TcpListener::bind(address).await {
+            serve_on(listener, shared.clone()).await;
+        }
+        match Publisher::connect(client(address), DRIVER, NODE).await {
+            Ok(publisher) => break publisher,
+            Err(e) => assert!(e.to_string().contains("etcd is down"), "{e}"),
+        }
+    };
+    let changes = publish(&publisher, &pools).await;
+    assert_eq!(changes.created, 3);
+}
