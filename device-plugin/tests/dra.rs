@@ -1,7 +1,8 @@
-//! The DRA frontend's ResourceSlice publisher against a fake API server
-//! that speaks the real REST protocol: JSON bodies typed by k8s-openapi,
-//! field selectors, resourceVersions, 409 on a stale write or an existing
-//! name, 404, 500s, and a server that is not there yet.
+//! The DRA frontend: the ResourceSlices a node's pools become, and their
+//! publisher against a fake API server that speaks the real REST protocol:
+//! JSON bodies typed by k8s-openapi, field selectors, resourceVersions, 409
+//! on a stale write or an existing name, 404, 500s, and a server that is
+//! not there yet.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use sriov_device_plugin::core::config::Config;
 use sriov_device_plugin::core::view::PoolView;
 use sriov_device_plugin::core::{inventory, pool};
 use sriov_device_plugin::frontends::dra::publish::{publish_until_done, Changes, Publisher};
+use sriov_device_plugin::frontends::dra::slices::{slices, Node};
 use sriov_device_plugin::frontends::dra::DRIVER;
 use sriovnet::fake::{FakeSysfs, INTEL_E810};
 
@@ -417,4 +419,84 @@ async fn an_api_server_that_comes_up_late() {
     };
     let changes = publish(&publisher, &pools).await;
     assert_eq!(changes.created, 3);
+}
+
+#[test]
+fn three_hundred_vfs_are_three_slices_of_one_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = pools(dir.path());
+    let published = slices(DRIVER, &worker(), 7, &pools);
+    let sizes: Vec<usize> = published
+        .iter()
+        .map(|s| s.spec.devices.as_ref().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [128, 128, 44]);
+    for slice in &published {
+        assert_eq!(slice.spec.pool.name, "worker-1");
+        assert_eq!(slice.spec.pool.generation, 7);
+        assert_eq!(slice.spec.pool.resource_slice_count, 3);
+        assert_eq!(slice.spec.node_name.as_deref(), Some("worker-1"));
+    }
+    let mut names: Vec<&str> = published
+        .iter()
+        .flat_map(|s| s.spec.devices.as_ref().unwrap())
+        .map(|d| d.name.as_str())
+        .collect();
+    names.dedup();
+    assert_eq!(names.len(), 300, "every device once");
+    assert!(slices(DRIVER, &worker(), 1, &[]).is_empty());
+}
+
+/// The JSON the API server gets, for one VF: kind, owner, the pool and
+/// the attributes dra-driver-sriov's selectors use.
+#[test]
+fn a_vf_as_the_api_server_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = pools(dir.path());
+    let slice = &slices(DRIVER, &worker(), 1, &pools)[0];
+    let value = serde_json::to_value(slice).unwrap();
+    assert_eq!(value["apiVersion"], "resource.k8s.io/v1");
+    assert_eq!(value["kind"], "ResourceSlice");
+    assert_eq!(
+        value["metadata"]["name"],
+        "worker-1-sriovnetwork.k8snetworkplumbingwg.io-0"
+    );
+    assert_eq!(
+        value["metadata"]["ownerReferences"][0],
+        json!({"apiVersion": "v1", "kind": "Node", "name": "worker-1",
+               "uid": NODE_UID, "controller": true})
+    );
+    assert_eq!(
+        value["spec"]["pool"],
+        json!({"name": "worker-1", "generation": 1, "resourceSliceCount": 3})
+    );
+    let first = &value["spec"]["devices"][0];
+    assert_eq!(first["name"], "0000-3b-01-0");
+    let sriov = "sriovnetwork.k8snetworkplumbingwg.io";
+    assert_eq!(
+        first["attributes"],
+        json!({
+            format!("{sriov}/vendor"): {"string": "8086"},
+            format!("{sriov}/deviceID"): {"string": "1889"},
+            format!("{sriov}/pciAddress"): {"string": "0000:3b:01.0"},
+            format!("{sriov}/PFName"): {"string": "ens2f0"},
+            format!("{sriov}/pfPciAddress"): {"string": "0000:3b:00.0"},
+            format!("{sriov}/vfID"): {"int": 0},
+            format!("{sriov}/linkType"): {"string": "ethernet"},
+            format!("{sriov}/rdmaCapable"): {"bool": false},
+            format!("{sriov}/driver"): {"string": "iavf"},
+            format!("{sriov}/healthy"): {"bool": true},
+            "resource.kubernetes.io/pciBusID": {"string": "0000:3b:01.0"},
+            "dra.net/numaNode": {"int": 1},
+            "k8s.cni.cncf.io/deviceID": {"string": "0000:3b:01.0"},
+            "k8s.cni.cncf.io/resourceName": {"string": "intel.com/e810"},
+        })
+    );
+}
+
+fn worker() -> Node {
+    Node {
+        name: NODE.into(),
+        uid: NODE_UID.into(),
+    }
 }
