@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
+
 /// The installed file's name: NADs say `"type": "sriov"`.
 pub const NAME: &str = "sriov";
 /// Temporary files start with this; ones a killed run left are removed.
@@ -64,16 +66,23 @@ pub fn install(source: &Path, dir: &Path) -> Result<Outcome, InstallError> {
             })
         }
     }
+    // Two installs at once (two pods during an upgrade gone wrong, each its
+    // process 1, so the same temporary name) take turns.
+    let write_error = |e| InstallError::Write {
+        dir: dir.into(),
+        source: e,
+    };
+    let _turn = File::open(dir)
+        .and_then(|d| {
+            Flock::lock(d, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))
+        })
+        .map_err(write_error)?;
     remove_leftovers(dir);
     let target = dir.join(NAME);
     let existing = fs::read(&target).ok();
     if existing.as_deref() == Some(&content[..]) && is_executable(&target) {
         return Ok(Outcome::UpToDate);
     }
-    let write_error = |e| InstallError::Write {
-        dir: dir.into(),
-        source: e,
-    };
     let temp = dir.join(format!("{TEMP_PREFIX}{}", std::process::id()));
     let written = write_synced(&temp, &content).and_then(|()| fs::rename(&temp, &target));
     if let Err(e) = written {

@@ -179,3 +179,41 @@ fn a_read_only_directory_is_one_line_and_leaves_no_partial_file() {
     );
     assert_eq!(entries(&to), ["host-local"]);
 }
+
+/// Two installs at once, each the first process of its own PID namespace
+/// as in two containers (so with the same temporary name), each removing
+/// what it takes for a killed run's temporary file: they take turns, and
+/// both succeed every time.
+#[test]
+fn two_installs_at_once_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("bin");
+    std::fs::create_dir(&to).unwrap();
+    let versions = [dir.path().join("a"), dir.path().join("b")];
+    script(&versions[0], "a", 4 << 20);
+    script(&versions[1], "b", 4 << 20);
+    for _ in 0..10 {
+        let runs: Vec<_> = versions
+            .iter()
+            .map(|from| {
+                Command::new("unshare")
+                    .args(["--pid", "--fork"])
+                    .arg(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+                    .arg("install-cni")
+                    .arg("--from")
+                    .arg(from)
+                    .arg("--to")
+                    .arg(&to)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for run in runs {
+            let output = run.wait_with_output().unwrap();
+            assert!(output.status.success(), "{output:?}");
+        }
+        assert_eq!(entries(&to), ["sriov"]);
+    }
+}
