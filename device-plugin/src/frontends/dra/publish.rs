@@ -217,3 +217,84 @@ pub async fn publish_until_done(publisher: &Publisher, pools: &[PoolView]) -> Ch
         }
     }
 }
+
+/// Where the Kubernetes API is: a kubeconfig file, or wherever `kube`
+/// infers (in a pod, the service account; else `KUBECONFIG`).
+async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("read {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes API configuration: {e}"))?,
+    };
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// The daemon's DRA publishing task: publishes every set of pools `pools`
+/// sends (always the latest), until it sends None (shutdown), when it
+/// deletes this node's slices if `delete_on_exit`. Connecting is retried
+/// with backoff like publishing; a new set interrupts a pass in progress.
+pub async fn run(
+    node: String,
+    kubeconfig: Option<std::path::PathBuf>,
+    delete_on_exit: bool,
+    mut pools: tokio::sync::watch::Receiver<Option<Vec<PoolView>>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let publisher = loop {
+        let connected = async {
+            let client = client(kubeconfig.as_deref()).await?;
+            Publisher::connect(client, super::DRIVER, &node)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match connected.await {
+            Ok(publisher) => break publisher,
+            Err(e) => warn!("DRA: {e}; retrying in {} ms", backoff.as_millis()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            changed = pools.changed() => {
+                if changed.is_err() || pools.borrow().is_none() {
+                    return;
+                }
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    };
+    loop {
+        let Some(current) = pools.borrow_and_update().clone() else {
+            if delete_on_exit {
+                match publisher.remove_all().await {
+                    Ok(count) => debug!("deleted {count} ResourceSlices"),
+                    Err(e) => warn!("DRA: {e}"),
+                }
+            }
+            return;
+        };
+        tokio::select! {
+            changes = publish_until_done(&publisher, &current) => {
+                if changes.created + changes.replaced + changes.deleted > 0 {
+                    tracing::info!(
+                        "ResourceSlices of {node}: generation {}, {} created, {} replaced, {} deleted",
+                        changes.generation, changes.created, changes.replaced, changes.deleted
+                    );
+                }
+                if pools.changed().await.is_err() {
+                    return;
+                }
+            }
+            changed = pools.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
