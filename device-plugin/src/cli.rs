@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sriovnet::Sysfs;
 
-use crate::core::config::{Config, DEFAULT_PREFIX};
+use crate::core::config::{Api, Config, DEFAULT_PREFIX};
 use crate::core::{inventory, pool};
 use crate::daemon;
 use crate::frontends::{cdi, device_info, discover};
@@ -60,8 +60,29 @@ pub struct Cli {
     /// their pool across config changes.
     #[arg(long, default_value = kubelet_api::podresources::v1::KUBELET_SOCKET)]
     pub pod_resources_socket: PathBuf,
+    /// The API of pools whose config has no "api": device-plugin or dra.
+    #[arg(long, value_enum, default_value_t = DefaultApi::DevicePlugin)]
+    pub default_api: DefaultApi,
+    /// DRA: this node's name, for its ResourceSlices (the DaemonSet passes
+    /// it from the downward API). Without it, DRA pools are not advertised.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// DRA: a kubeconfig for the Kubernetes API (its server named by IP
+    /// address), instead of the in-cluster service account.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// DRA: delete this node's ResourceSlices on SIGTERM (an uninstall;
+    /// an upgrade keeps them, so the scheduler never sees the node empty).
+    #[arg(long)]
+    pub delete_slices_on_exit: bool,
     #[command(flatten)]
     upstream_logging: UpstreamLogging,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DefaultApi {
+    DevicePlugin,
+    Dra,
 }
 
 /// Logging: ours, and upstream's flags (its image's entrypoint and
@@ -239,6 +260,13 @@ fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         plugins_registry_dir: (cli.plugin_watcher || cli.plugins_registry_dir.is_dir())
             .then_some(cli.plugins_registry_dir),
         pod_resources_socket: cli.pod_resources_socket,
+        default_api: match cli.default_api {
+            DefaultApi::DevicePlugin => Api::DevicePlugin,
+            DefaultApi::Dra => Api::Dra,
+        },
+        node_name: cli.node_name,
+        kubeconfig: cli.kubeconfig,
+        delete_slices_on_exit: cli.delete_slices_on_exit,
     }))?;
     Ok(())
 }

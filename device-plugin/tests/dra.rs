@@ -4,6 +4,8 @@
 //! on a stale write or an existing name, 404, 500s, and a server that is
 //! not there yet.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -499,4 +501,109 @@ fn worker() -> Node {
         name: NODE.into(),
         uid: NODE_UID.into(),
     }
+}
+
+/// A kubeconfig for the fake API server.
+fn kubeconfig(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{address}\n\
+         contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n\
+         users:\n- name: fake\n  user: {{}}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The devices the fake API server's slices of this node hold, sorted.
+fn published(shared: &Shared) -> Vec<String> {
+    let mut names: Vec<String> = shared
+        .lock()
+        .unwrap()
+        .slices
+        .values()
+        .filter(|s| s.spec.node_name.as_deref() == Some(NODE))
+        .flat_map(|s| s.spec.devices.clone().unwrap_or_default())
+        .map(|d| d.name)
+        .collect();
+    names.sort();
+    names
+}
+
+async fn until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// One daemon, two APIs: the igb pool through kubelet's device-plugin API,
+/// the E810 pool through DRA, never both; a reload moves the igb pool to
+/// DRA; SIGTERM leaves the slices (an upgrade must not empty the node).
+#[tokio::test]
+async fn the_daemon_serves_each_pool_through_its_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    fake.add_pf(&sriovnet::fake::INTEL_82576, "0000:01:00.0", "enp1s0", 2, 0)
+        .unwrap();
+    fake.add_pf(&INTEL_E810, "0000:3b:00.0", "ens2f0", 3, 0)
+        .unwrap();
+    let plugins = dir.path().join("device-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let mut registrations = common::start_kubelet(&plugins);
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let kubeconfig = kubeconfig(dir.path(), address);
+    let config = |igb_api: &str| {
+        format!(
+            r#"{{"resourceList":[
+                {{"resourceName":"igb","api":"{igb_api}","selectors":{{"drivers":["igbvf"]}}}},
+                {{"resourceName":"e810","api":"dra","selectors":{{"drivers":["iavf"]}}}}]}}"#
+        )
+    };
+    let daemon = common::start_daemon_with(
+        None,
+        dir.path(),
+        &plugins,
+        &config("devicePlugin"),
+        &[
+            "--node-name",
+            NODE,
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+    );
+
+    let registered = common::registered(&mut registrations, 1).await;
+    assert_eq!(registered[0].resource_name, "intel.com/igb");
+    until("the E810 VFs published", || {
+        published(&shared) == ["0000-3b-01-0", "0000-3b-01-1", "0000-3b-01-2"]
+    })
+    .await;
+    let e810 = published(&shared);
+    assert!(
+        plugins.read_dir().unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("e810")),
+        "the DRA pool has no device-plugin socket"
+    );
+
+    // The igb pool moves to DRA (no pod holds its devices).
+    std::fs::write(dir.path().join("config.json"), config("dra")).unwrap();
+    let socket = plugins.join("intel.com_igb.sock");
+    until("the igb pool's socket gone", || !socket.exists()).await;
+    until("both pools published", || published(&shared).len() == 5).await;
+    assert!(published(&shared)
+        .iter()
+        .any(|n| n.starts_with("0000-01-10-")));
+    assert!(e810.iter().all(|n| published(&shared).contains(n)));
+    assert!(registrations.try_recv().is_err(), "nothing else registers");
+
+    drop(daemon);
+    assert_eq!(published(&shared).len(), 5, "SIGTERM leaves the slices");
 }

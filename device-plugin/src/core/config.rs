@@ -28,6 +28,27 @@ pub struct ResourceConfig {
     pub selectors: Vec<Selector>,
     /// `allocationPolicy` (ours): how GetPreferredAllocation picks PFs.
     pub policy: Policy,
+    /// `api` (ours): which API hands the pool out; None is the daemon's
+    /// default (`--default-api`).
+    pub api: Option<Api>,
+}
+
+/// The API a pool's devices are handed out through: one, never both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Kubelet's device-plugin API: an extended resource.
+    DevicePlugin,
+    /// Dynamic Resource Allocation: ResourceSlices and claims.
+    Dra,
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Api::DevicePlugin => "devicePlugin",
+            Api::Dra => "dra",
+        })
+    }
 }
 
 impl ResourceConfig {
@@ -218,6 +239,14 @@ fn resource(
             _ => return Err(format!("allocationPolicy {v} is not spread or pack")),
         },
     };
+    let api = match fields.get("api") {
+        None => None,
+        Some(v) => match v.as_str() {
+            Some("devicePlugin") => Some(Api::DevicePlugin),
+            Some("dra") => Some(Api::Dra),
+            _ => return Err(format!("api {v} is not devicePlugin or dra")),
+        },
+    };
     let exclude_topology = match fields.get("excludetopology") {
         None => false,
         Some(v) => v
@@ -269,6 +298,7 @@ fn resource(
             "additionalinfo",
             "selectors",
             "allocationpolicy",
+            "api",
         ];
         if !known.contains(&key.as_str()) {
             warnings.push(format!("pool {full}: unknown key \"{key}\" ignored"));
@@ -281,6 +311,7 @@ fn resource(
         additional_info,
         selectors,
         policy,
+        api,
     })
 }
 
@@ -437,6 +468,22 @@ mod tests {
     }
 
     #[test]
+    fn api_chooses_device_plugin_or_dra() {
+        let config = Config::parse(
+            r#"{"resourceList":[
+                {"resourceName":"a","selectors":{}},
+                {"resourceName":"b","API":"dra","selectors":{}},
+                {"resourceName":"c","api":"devicePlugin","selectors":{}}
+            ]}"#,
+            DEFAULT_PREFIX,
+        )
+        .unwrap();
+        let apis: Vec<Option<Api>> = config.resources.iter().map(|r| r.api).collect();
+        assert_eq!(apis, [None, Some(Api::Dra), Some(Api::DevicePlugin)]);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
     fn a_bad_pool_is_dropped_and_the_rest_kept() {
         let config = Config::parse(
             r#"{"resourceList":[
@@ -447,6 +494,7 @@ mod tests {
                 {"resourceName":"e","excludeTopology":"yes","selectors":{}},
                 {"resourceName":"f","allocationPolicy":"random","selectors":{}},
                 {"resourceName":"g","deviceType":"gpu","selectors":{}},
+                {"resourceName":"h","api":"DRA","selectors":{}},
                 {"resourceName":"ok","ExcludeTopology":true,"Selectors":[{"Drivers":["iavf"]},{"pciAddresses":["0000:01:10.0"]}],"colour":"blue"}
             ]}"#,
             DEFAULT_PREFIX,
@@ -467,6 +515,7 @@ mod tests {
                 "pool intel.com/e dropped: excludeTopology: \"yes\" is not true or false",
                 "pool intel.com/f dropped: allocationPolicy \"random\" is not spread or pack",
                 "pool intel.com/g dropped: deviceType \"gpu\" is unknown",
+                "pool intel.com/h dropped: api \"DRA\" is not devicePlugin or dra",
                 "pool intel.com/ok: unknown key \"colour\" ignored",
             ]
         );

@@ -11,7 +11,7 @@
 pub mod config_watch;
 pub mod instance;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,12 +26,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
-use crate::core::config::{Config, ConfigError};
+use crate::core::config::{Api, Config, ConfigError};
 use crate::core::health;
 use crate::core::inventory;
 use crate::core::pool::{self, Pins};
 use crate::core::view::PoolView;
 use crate::frontends::cdi;
+use crate::frontends::dra;
 use crate::frontends::kubelet::endpoint::{Served, Settings};
 use crate::frontends::kubelet::pod_resources;
 use crate::frontends::kubelet::registration::Registration;
@@ -53,6 +54,15 @@ pub struct Options {
     /// Register through kubelet's plugin watcher, in this directory.
     pub plugins_registry_dir: Option<PathBuf>,
     pub pod_resources_socket: PathBuf,
+    /// The API of pools whose config does not say.
+    pub default_api: Api,
+    /// DRA: this node's name (the pool its ResourceSlices make up); without
+    /// it, pools asking for DRA are not advertised.
+    pub node_name: Option<String>,
+    /// DRA: the Kubernetes API's kubeconfig, if not the in-cluster one.
+    pub kubeconfig: Option<PathBuf>,
+    /// DRA: delete this node's ResourceSlices on SIGTERM.
+    pub delete_slices_on_exit: bool,
 }
 
 struct Daemon {
@@ -76,6 +86,17 @@ struct Daemon {
     routes: HashSet<String>,
     metrics: watch::Sender<Vec<PoolMetrics>>,
     counters: Arc<DaemonCounters>,
+    default_api: Api,
+    /// Each pool's API as it is served now: a pool whose config asks for
+    /// the other keeps this one while pods hold its devices.
+    apis: HashMap<String, Api>,
+    /// Pools whose switch is waiting for pods, said once.
+    deferred: HashSet<String>,
+    /// DRA pools not advertised for want of a node name, said once.
+    unpublished: HashSet<String>,
+    /// The DRA pools, for the publishing task (None: shut down); None when
+    /// DRA is off (no node name).
+    dra: Option<watch::Sender<Option<Vec<PoolView>>>>,
 }
 
 /// A scan of the tree: its PFs and VFs, and the netdevs that carry a
@@ -146,14 +167,30 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         routes: HashSet::new(),
         metrics: watch::channel(Vec::new()).0,
         counters: Arc::default(),
+        default_api: options.default_api,
+        apis: HashMap::new(),
+        deferred: HashSet::new(),
+        unpublished: HashSet::new(),
+        dra: None,
     };
+    let dra_task = options.node_name.map(|node| {
+        let (sender, receiver) = watch::channel(None);
+        daemon.dra = Some(sender);
+        tokio::spawn(dra::publish::run(
+            node,
+            options.kubeconfig,
+            options.delete_slices_on_exit,
+            receiver,
+        ))
+    });
     // Devices pods already hold stay where they are, whatever the config
     // says now.
     if daemon.pod_resources_socket.exists() {
         daemon.update_pins().await;
     }
     let (inventory, routes) = scanned;
-    for view in daemon.views(Scanned { inventory, routes }) {
+    let views = daemon.views(Scanned { inventory, routes });
+    for view in daemon.route(views) {
         let pool = Served::new(view, &daemon.settings);
         if !pool.has_devices() {
             info!(
@@ -239,6 +276,12 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     for pool in &daemon.served {
         pool.remove_sockets();
     }
+    if let (Some(dra), Some(task)) = (&daemon.dra, dra_task) {
+        dra.send_replace(None);
+        // Deleting slices when asked; an API server that does not answer
+        // does not hold the shutdown up for long.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     Ok(())
 }
 
@@ -319,11 +362,76 @@ impl Daemon {
     /// served and registered.
     async fn refresh(&mut self) {
         let views = self.rescan().await;
-        for (pool, view) in self.served.iter().zip(views) {
-            if pool.update(view) {
-                info!("{}: devices or health changed", pool.resource);
+        self.apply(views);
+    }
+
+    /// Each pool to its API: the device-plugin pools are returned, the DRA
+    /// pools go to the publishing task. A pool whose config asks for
+    /// another API than it is served through switches only once no pod
+    /// holds its devices: a held device never changes API.
+    fn route(&mut self, views: Vec<PoolView>) -> Vec<PoolView> {
+        let mut device_plugin = Vec::new();
+        let mut dra = Vec::new();
+        for view in views {
+            let resource = view.config.resource_name();
+            let wanted = view.config.api.unwrap_or(self.default_api);
+            let api = match self.apis.get(&resource) {
+                Some(&current)
+                    if current != wanted && self.pins.values().any(|r| *r == resource) =>
+                {
+                    if self.deferred.insert(resource.clone()) {
+                        info!("{resource}: moves to {wanted} once pods let its devices go");
+                    }
+                    current
+                }
+                _ => {
+                    self.deferred.remove(&resource);
+                    wanted
+                }
+            };
+            self.apis.insert(resource, api);
+            match api {
+                Api::DevicePlugin => device_plugin.push(view),
+                Api::Dra => dra.push(view),
             }
         }
+        match &self.dra {
+            Some(sender) => {
+                sender.send_replace(Some(dra));
+            }
+            None => {
+                for view in dra {
+                    let resource = view.config.resource_name();
+                    if self.unpublished.insert(resource.clone()) {
+                        warn!("{resource} asks for DRA, but no node name is set (NODE_NAME or --node-name): it is not advertised");
+                    }
+                }
+            }
+        }
+        device_plugin
+    }
+
+    /// Fresh views of every pool: device-plugin pools updated, served or
+    /// removed; DRA pools published.
+    fn apply(&mut self, views: Vec<PoolView>) {
+        let mut old = std::mem::take(&mut self.served);
+        for view in self.route(views) {
+            let resource = view.config.resource_name();
+            match old.iter().position(|p| p.resource == resource) {
+                Some(at) => {
+                    let pool = old.remove(at);
+                    if pool.update(view) {
+                        info!("{}: devices or health changed", pool.resource);
+                    }
+                    self.served.push(pool);
+                }
+                None => self.served.push(Served::new(view, &self.settings)),
+            }
+        }
+        for gone in old {
+            gone.remove();
+        }
+        self.publish_metrics();
         self.start_serving();
     }
 
@@ -376,23 +484,8 @@ impl Daemon {
         info!("config changed; applying it");
         self.update_pins().await;
         self.config = config;
-        let mut old = std::mem::take(&mut self.served);
-        for view in self.rescan().await {
-            let resource = view.config.resource_name();
-            match old.iter().position(|p| p.resource == resource) {
-                Some(at) => {
-                    let pool = old.remove(at);
-                    pool.update(view);
-                    self.served.push(pool);
-                }
-                None => self.served.push(Served::new(view, &self.settings)),
-            }
-        }
-        for gone in old {
-            gone.remove();
-        }
-        self.publish_metrics();
-        self.start_serving();
+        let views = self.rescan().await;
+        self.apply(views);
     }
 
     /// Kubelet removed a pool's socket: serve it again. (Our own re-binding
