@@ -607,3 +607,39 @@ async fn the_daemon_serves_each_pool_through_its_api() {
     drop(daemon);
     assert_eq!(published(&shared).len(), 5, "SIGTERM leaves the slices");
 }
+
+/// A node name that is not one stops the daemon at start, naming the flag
+/// and the value (`timeout`: a daemon that accepted it would run on).
+#[test]
+fn bad_dra_flags_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"resourceList":[]}"#).unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let output = std::process::Command::new("timeout")
+            .arg("10")
+            .arg(env!("CARGO_BIN_EXE_sriov-device-plugin"))
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--device-plugin-dir")
+            .arg(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for (env, args, value) in [
+        (vec![("NODE_NAME", "")], vec![], ""),
+        (vec![], vec!["--node-name", "Worker_1"], "Worker_1"),
+    ] {
+        let stderr = run(&env, &args);
+        assert!(
+            stderr.contains(&format!(
+                "--node-name (or NODE_NAME) \"{value}\" is not a node name"
+            )),
+            "{stderr}"
+        );
+    }
+}

@@ -83,6 +83,7 @@ fn valid_name(name: &str) -> bool {
 /// A DNS subdomain (RFC 1123), as Kubernetes requires of an extended
 /// resource's prefix: lower-case labels of letters, digits and '-', each
 /// starting and ending with a letter or digit, 63 bytes at most, 253 in all.
+/// A node's name is one too.
 pub fn valid_prefix(prefix: &str) -> bool {
     prefix.len() <= 253
         && prefix.split('.').all(|label| {

@@ -26,7 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
-use crate::core::config::{Api, Config, ConfigError};
+use crate::core::config::{valid_prefix, Api, Config, ConfigError};
 use crate::core::health;
 use crate::core::inventory;
 use crate::core::pool::{self, Pins};
@@ -123,9 +123,14 @@ pub enum DaemonError {
     Signal(std::io::Error),
     #[error("no pool could be served in {}; see the warnings above", .0.display())]
     NothingServed(PathBuf),
+    #[error("--node-name (or NODE_NAME) \"{0}\" is not a node name (a DNS subdomain, lower-case, as worker-1)")]
+    NodeName(String),
 }
 
 pub async fn run(options: Options) -> Result<(), DaemonError> {
+    if let Some(node) = options.node_name.as_deref().filter(|n| !valid_prefix(n)) {
+        return Err(DaemonError::NodeName(node.to_string()));
+    }
     let config = Config::load(&options.config_file, &options.resource_prefix)?;
     // Before anything in the directory is touched.
     let _instance = Instance::lock(&options.device_plugin_dir)?;

@@ -231,8 +231,10 @@ async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, String> 
     use kube::client::ConfigExt;
     let config = match kubeconfig {
         Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            let file = kube::config::Kubeconfig::from_yaml(&text)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
             kube::Config::from_custom_kubeconfig(file, &Default::default())
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?
