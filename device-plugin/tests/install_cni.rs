@@ -2,7 +2,7 @@
 //! init container runs it.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn install_cni(from: &Path, to: &Path) -> Output {
@@ -42,6 +42,18 @@ fn script(path: &Path, version: &str, size: usize) {
     let mut text = format!("#!/bin/sh\necho {version}\nexit 0\n");
     text.push_str(&"#".repeat(size.saturating_sub(text.len())));
     std::fs::write(path, text).unwrap();
+}
+
+/// A CNI directory and two versions to install, `a` and `b`, each large
+/// enough that writing it is not one step.
+fn two_versions() -> (tempfile::TempDir, PathBuf, [PathBuf; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("bin");
+    std::fs::create_dir(&to).unwrap();
+    let versions = [dir.path().join("a"), dir.path().join("b")];
+    script(&versions[0], "a", 4 << 20);
+    script(&versions[1], "b", 4 << 20);
+    (dir, to, versions)
 }
 
 #[test]
@@ -92,13 +104,7 @@ fn installs_then_is_idempotent_then_replaces() {
 /// file, the old or the new: never "text file busy", never half a file.
 #[test]
 fn a_runtime_executing_during_the_upgrade_sees_a_whole_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let to = dir.path().join("bin");
-    std::fs::create_dir(&to).unwrap();
-    let versions = [dir.path().join("a"), dir.path().join("b")];
-    // Large enough that writing it is not one step.
-    script(&versions[0], "a", 4 << 20);
-    script(&versions[1], "b", 4 << 20);
+    let (_dir, to, versions) = two_versions();
     assert!(install_cni(&versions[0], &to).status.success());
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -186,12 +192,7 @@ fn a_read_only_directory_is_one_line_and_leaves_no_partial_file() {
 /// both succeed every time.
 #[test]
 fn two_installs_at_once_both_succeed() {
-    let dir = tempfile::tempdir().unwrap();
-    let to = dir.path().join("bin");
-    std::fs::create_dir(&to).unwrap();
-    let versions = [dir.path().join("a"), dir.path().join("b")];
-    script(&versions[0], "a", 4 << 20);
-    script(&versions[1], "b", 4 << 20);
+    let (_dir, to, versions) = two_versions();
     for _ in 0..10 {
         let runs: Vec<_> = versions
             .iter()
