@@ -75,6 +75,10 @@ pub struct Cli {
     /// an upgrade keeps them, so the scheduler never sees the node empty).
     #[arg(long)]
     pub delete_slices_on_exit: bool,
+    /// DRA: kubelet's plugins directory; the driver's socket and its
+    /// checkpoint of prepared claims go in `<dir>/<driver>/`.
+    #[arg(long, default_value = crate::frontends::dra::plugin::DEFAULT_PLUGINS_DIR)]
+    pub dra_plugins_dir: PathBuf,
     #[command(flatten)]
     upstream_logging: UpstreamLogging,
 }
@@ -255,18 +259,25 @@ fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         device_plugin_dir: cli.device_plugin_dir,
         device_info_dir: cli.device_info_dir,
         metrics_addr: cli.metrics_addr,
-        cdi_dir: cli.cdi.then_some(cli.cdi_dir),
+        cdi_dir: cli.cdi.then(|| cli.cdi_dir.clone()),
         // As upstream: the plugin watcher wherever kubelet has one.
         plugins_registry_dir: (cli.plugin_watcher || cli.plugins_registry_dir.is_dir())
-            .then_some(cli.plugins_registry_dir),
+            .then(|| cli.plugins_registry_dir.clone()),
         pod_resources_socket: cli.pod_resources_socket,
         default_api: match cli.default_api {
             DefaultApi::DevicePlugin => Api::DevicePlugin,
             DefaultApi::Dra => Api::Dra,
         },
-        node_name: cli.node_name,
-        kubeconfig: cli.kubeconfig,
-        delete_slices_on_exit: cli.delete_slices_on_exit,
+        dra: cli.node_name.map(|node_name| daemon::DraOptions {
+            node_name,
+            kubeconfig: cli.kubeconfig,
+            delete_slices_on_exit: cli.delete_slices_on_exit,
+            plugins_dir: cli.dra_plugins_dir,
+            // DRA registers through the plugin watcher only, and hands
+            // devices out through CDI only.
+            registry_dir: cli.plugins_registry_dir,
+            cdi_dir: cli.cdi_dir,
+        }),
     }))?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use inotify::{EventMask, WatchMask};
 use kubelet_api::deviceplugin::v1beta1::KUBELET_SOCKET;
-use sriovnet::{default_route_interfaces, Inventory, LinkEvents, LinkMonitor, Sysfs};
+use sriovnet::{default_route_interfaces, Inventory, LinkEvents, LinkMonitor, PciAddress, Sysfs};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
@@ -36,6 +36,7 @@ use crate::frontends::dra;
 use crate::frontends::kubelet::endpoint::{Served, Settings};
 use crate::frontends::kubelet::pod_resources;
 use crate::frontends::kubelet::registration::Registration;
+use crate::frontends::kubelet::service::DEV;
 use crate::frontends::metrics::{self, DaemonCounters, MetricsError, PoolMetrics};
 use config_watch::WatchError;
 use instance::{Instance, LockError};
@@ -56,13 +57,25 @@ pub struct Options {
     pub pod_resources_socket: PathBuf,
     /// The API of pools whose config does not say.
     pub default_api: Api,
-    /// DRA: this node's name (the pool its ResourceSlices make up); without
-    /// it, pools asking for DRA are not advertised.
-    pub node_name: Option<String>,
-    /// DRA: the Kubernetes API's kubeconfig, if not the in-cluster one.
+    /// DRA, on when a node name is given; without it, pools asking for
+    /// DRA are not advertised.
+    pub dra: Option<DraOptions>,
+}
+
+pub struct DraOptions {
+    /// This node's name: the pool its ResourceSlices make up.
+    pub node_name: String,
+    /// The Kubernetes API's kubeconfig, if not the in-cluster one.
     pub kubeconfig: Option<PathBuf>,
-    /// DRA: delete this node's ResourceSlices on SIGTERM.
+    /// Delete this node's ResourceSlices on SIGTERM.
     pub delete_slices_on_exit: bool,
+    /// Kubelet's plugins directory: the driver's socket and checkpoint go
+    /// in `<dir>/<driver>/`.
+    pub plugins_dir: PathBuf,
+    /// Where kubelet's plugin watcher looks for registrations.
+    pub registry_dir: PathBuf,
+    /// Where the claims' CDI specs go.
+    pub cdi_dir: PathBuf,
 }
 
 struct Daemon {
@@ -94,9 +107,11 @@ struct Daemon {
     deferred: HashSet<String>,
     /// DRA pools not advertised for want of a node name, said once.
     unpublished: HashSet<String>,
-    /// The DRA pools, for the publishing task (None: shut down); None when
-    /// DRA is off (no node name).
+    /// The DRA pools, for the publishing task and kubelet's DRA service
+    /// (None: shut down); None when DRA is off (no node name).
     dra: Option<watch::Sender<Option<Vec<PoolView>>>>,
+    /// The devices prepared DRA claims hold, by pool; kept there like pins.
+    dra_held: Option<watch::Receiver<Pins>>,
 }
 
 /// A scan of the tree: its PFs and VFs, and the netdevs that carry a
@@ -128,8 +143,8 @@ pub enum DaemonError {
 }
 
 pub async fn run(options: Options) -> Result<(), DaemonError> {
-    if let Some(node) = options.node_name.as_deref().filter(|n| !valid_prefix(n)) {
-        return Err(DaemonError::NodeName(node.to_string()));
+    if let Some(dra) = options.dra.as_ref().filter(|d| !valid_prefix(&d.node_name)) {
+        return Err(DaemonError::NodeName(dra.node_name.clone()));
     }
     let config = Config::load(&options.config_file, &options.resource_prefix)?;
     // Before anything in the directory is touched.
@@ -177,16 +192,36 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         deferred: HashSet::new(),
         unpublished: HashSet::new(),
         dra: None,
+        dra_held: None,
     };
-    let dra_task = options.node_name.map(|node| {
+    // DRA: the publishing task, and the service for kubelet (its
+    // checkpoint read now, so that the devices claims hold stay in their
+    // pools from the first scan on).
+    let dra_service = options.dra.map(|options| {
         let (sender, receiver) = watch::channel(None);
         daemon.dra = Some(sender);
-        tokio::spawn(dra::publish::run(
-            node,
-            options.kubeconfig,
+        let task = tokio::spawn(dra::publish::run(
+            options.node_name.clone(),
+            options.kubeconfig.clone(),
             options.delete_slices_on_exit,
+            receiver.clone(),
+        ));
+        let paths = dra::prepare::Paths {
+            cdi_dir: options.cdi_dir.clone(),
+            device_info_dir: daemon.settings.device_info_dir.clone(),
+            dev: PathBuf::from(DEV),
+            checkpoint: dra::plugin::socket(&options.plugins_dir).with_file_name("checkpoint.json"),
+        };
+        let preparer =
+            dra::prepare::Preparer::new(options.node_name.clone(), paths, receiver.clone());
+        daemon.dra_held = Some(preparer.held());
+        let service = dra::service::DraService::new(
+            options.node_name.clone(),
+            options.kubeconfig.clone(),
+            preparer,
             receiver,
-        ))
+        );
+        (task, service, options)
     });
     // Devices pods already hold stay where they are, whatever the config
     // says now.
@@ -210,6 +245,21 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         metrics::serve(address, daemon.counters.clone(), daemon.metrics.subscribe()).await?;
     }
     daemon.start_serving();
+    // Kubelet dials the driver as soon as it is registered: after the
+    // pools are routed, so that a claim finds its devices.
+    let (dra_task, _dra_plugin) = match dra_service {
+        Some((task, service, options)) => {
+            let plugin = dra::plugin::start(service, &options.plugins_dir, &options.registry_dir)
+                .map_err(|e| warn!("DRA: {e}; claims cannot be prepared on this node"))
+                .ok();
+            (Some(task), plugin)
+        }
+        None => (None, None),
+    };
+    let mut dra_held = daemon.dra_held.clone().map(|mut receiver| {
+        let seen = receiver.borrow_and_update().keys().copied().collect();
+        (receiver, seen)
+    });
     let advertisable = daemon.served.iter().filter(|p| p.has_devices()).count();
     let serving = daemon.served.iter().filter(|p| p.is_serving()).count();
     if advertisable > 0 && serving == 0 {
@@ -252,6 +302,13 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
                     daemon.update_pins().await;
                 }
                 daemon.refresh().await;
+            }
+            Some(released) = dra_released(&mut dra_held) => {
+                // A DRA claim let devices go: a pool waiting to change API,
+                // or a device its pool's selectors no longer take, may move.
+                if released {
+                    daemon.refresh().await;
+                }
             }
             event = config_events.next(), if configured => match event {
                 Some(Ok(_)) => daemon.reload().await,
@@ -317,7 +374,7 @@ impl Daemon {
             .collect();
         let devices = inventory::candidates(&self.sysfs, &inventory, &routes);
         self.routes = routes;
-        pool::assign(&self.config.resources, &devices, &self.pins)
+        pool::assign(&self.config.resources, &devices, &self.held())
             .into_iter()
             .map(|mut pool| {
                 health::mark(&self.sysfs, &mut pool.members);
@@ -382,7 +439,7 @@ impl Daemon {
             let wanted = view.config.api.unwrap_or(self.default_api);
             let api = match self.apis.get(&resource) {
                 Some(&current)
-                    if current != wanted && self.pins.values().any(|r| *r == resource) =>
+                    if current != wanted && self.held().values().any(|r| *r == resource) =>
                 {
                     if self.deferred.insert(resource.clone()) {
                         info!("{resource}: moves to {wanted} once pods let its devices go");
@@ -453,6 +510,15 @@ impl Daemon {
         }
     }
 
+    /// The devices pods hold, through either API.
+    fn held(&self) -> Pins {
+        let mut held = self.pins.clone();
+        if let Some(dra) = &self.dra_held {
+            held.extend(dra.borrow().iter().map(|(a, r)| (*a, r.clone())));
+        }
+        held
+    }
+
     /// Which devices pods hold: kubelet's pod resources API says; when it
     /// cannot be asked, what this daemon handed out since start, and what
     /// was held before, stay held.
@@ -521,6 +587,25 @@ impl Daemon {
         self.metrics
             .send_replace(self.served.iter().map(Served::metrics).collect());
     }
+}
+
+/// The devices DRA claims hold, and those the daemon last saw.
+type DraHeld = (watch::Receiver<Pins>, HashSet<PciAddress>);
+
+/// Waits for the devices DRA claims hold to change: Some(true) when some
+/// were let go, Some(false) when only taken; never ready without DRA.
+async fn dra_released(held: &mut Option<DraHeld>) -> Option<bool> {
+    let Some((receiver, seen)) = held else {
+        return std::future::pending().await;
+    };
+    if receiver.changed().await.is_err() {
+        *held = None;
+        return None;
+    }
+    let now: HashSet<PciAddress> = receiver.borrow_and_update().keys().copied().collect();
+    let released = seen.iter().any(|address| !now.contains(address));
+    *seen = now;
+    Some(released)
 }
 
 /// Link events from the kernel, read on a thread of their own (the

@@ -3,6 +3,8 @@
 //! and private network namespaces.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod apiserver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;

@@ -218,70 +218,6 @@ pub async fn publish_until_done(publisher: &Publisher, pools: &[PoolView]) -> Ch
     }
 }
 
-/// Where the Kubernetes API is: a kubeconfig file, or the pod's service
-/// account (`KUBERNETES_SERVICE_HOST`, an IP address).
-///
-/// The client's stack is built here rather than by kube's defaults, which
-/// resolve host names with glibc's getaddrinfo and look for
-/// `~/.kube/config` through the password database: both are NSS, which a
-/// static binary in an image with no libraries cannot load. Hosts must be
-/// IP addresses; `deploy/build-static.sh` checks that NSS stays out.
-async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, String> {
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use kube::client::ConfigExt;
-    let config = match kubeconfig {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            let file = kube::config::Kubeconfig::from_yaml(&text)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => kube::Config::incluster()
-            .map_err(|e| format!("no in-cluster Kubernetes API configuration: {e}"))?,
-    };
-    let mut http = HttpConnector::new_with_resolver(IpOnly);
-    http.enforce_http(false);
-    let https = config
-        .rustls_https_connector_with_connector(http)
-        .map_err(|e| e.to_string())?;
-    let service = tower::ServiceBuilder::new()
-        .layer(config.base_uri_layer())
-        .option_layer(config.auth_layer().map_err(|e| e.to_string())?)
-        .layer(config.extra_headers_layer().map_err(|e| e.to_string())?)
-        .map_err(tower::BoxError::from)
-        .service(
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https),
-        );
-    Ok(Client::new(service, config.default_namespace))
-}
-
-/// A resolver for an API server named by IP address, which needs none.
-#[derive(Clone)]
-struct IpOnly;
-
-impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for IpOnly {
-    type Response = std::vec::IntoIter<std::net::SocketAddr>;
-    type Error = std::io::Error;
-    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
-        std::future::ready(Err(std::io::Error::other(format!(
-            "the Kubernetes API server's host {name} is not an IP address (host names are not resolved)"
-        ))))
-    }
-}
-
 /// The daemon's DRA publishing task: publishes every set of pools `pools`
 /// sends (always the latest), until it sends None (shutdown), when it
 /// deletes this node's slices if `delete_on_exit`. Connecting is retried
@@ -295,7 +231,7 @@ pub async fn run(
     let mut backoff = Duration::from_millis(100);
     let publisher = loop {
         let connected = async {
-            let client = client(kubeconfig.as_deref()).await?;
+            let client = super::client::connect(kubeconfig.as_deref()).await?;
             Publisher::connect(client, super::DRIVER, &node)
                 .await
                 .map_err(|e| e.to_string())

@@ -178,25 +178,33 @@ pub fn serve_plugin_watcher(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let listener = bind(&registry_socket(dir, &endpoint))?;
-    let service = registration_server::RegistrationServer::new(PluginWatcher {
-        info: PluginInfo {
-            r#type: DEVICE_PLUGIN.to_string(),
-            name: resource_name.to_string(),
-            endpoint: socket.to_string_lossy().into_owned(),
-            supported_versions: vec![VERSION.to_string()],
-        },
-        counters: counters.clone(),
-    });
-    let resource = resource_name.to_string();
+    let info = PluginInfo {
+        r#type: DEVICE_PLUGIN.to_string(),
+        name: resource_name.to_string(),
+        endpoint: socket.to_string_lossy().into_owned(),
+        supported_versions: vec![VERSION.to_string()],
+    };
+    serve_registration(&registry_socket(dir, &endpoint), info, counters.clone())
+}
+
+/// Serves a plugin-watcher socket at `registry_socket` answering `info`,
+/// for a device-plugin pool or the DRA driver.
+pub fn serve_registration(
+    registry_socket: &Path,
+    info: PluginInfo,
+    counters: Arc<PoolCounters>,
+) -> Result<JoinHandle<()>, BindError> {
+    let listener = bind(registry_socket)?;
+    let name = info.name.clone();
+    let service = registration_server::RegistrationServer::new(PluginWatcher { info, counters });
     Ok(tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming(kubelet_api::legacy_authority::incoming(listener))
             .await;
         match served {
-            Ok(()) => warn!("{resource}: plugin-watcher socket closed"),
-            Err(e) => warn!("{resource}: plugin-watcher socket stopped: {e}"),
+            Ok(()) => warn!("{name}: plugin-watcher socket closed"),
+            Err(e) => warn!("{name}: plugin-watcher socket stopped: {e}"),
         }
     }))
 }

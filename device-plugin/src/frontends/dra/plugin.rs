@@ -1,0 +1,123 @@
+//! The driver's sockets for kubelet: the service (`DRAPlugin` v1 and
+//! v1beta1, `DRAResourceHealth`) at `<plugins dir>/<driver>/dra.sock`, and
+//! its registration at `<plugins_registry>/<driver>-reg.sock`, which
+//! kubelet's plugin watcher finds, asks `GetInfo` (type `DRAPlugin`), and
+//! dials the service from.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubelet_api::dra::{v1, v1beta1};
+use kubelet_api::drahealth::v1alpha1 as health;
+use kubelet_api::pluginregistration::v1::{PluginInfo, DRA_PLUGIN};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::service::DraService;
+use super::DRIVER;
+use crate::frontends::kubelet::endpoint::{bind, BindError};
+use crate::frontends::kubelet::registration::serve_registration;
+
+/// Where kubelet looks for DRA drivers' sockets: `<dir>/<driver>/dra.sock`.
+pub const DEFAULT_PLUGINS_DIR: &str = "/var/lib/kubelet/plugins";
+
+/// The driver's service socket under the plugins directory.
+pub fn socket(plugins_dir: &Path) -> PathBuf {
+    plugins_dir.join(DRIVER).join("dra.sock")
+}
+
+/// The driver's registration socket in the plugin watcher's directory.
+pub fn registry_socket(registry_dir: &Path) -> PathBuf {
+    registry_dir.join(format!("{DRIVER}-reg.sock"))
+}
+
+/// The two sockets, served until dropped (their files go with them).
+pub struct Plugin {
+    socket: PathBuf,
+    registry_socket: PathBuf,
+    server: JoinHandle<()>,
+    registration: JoinHandle<()>,
+}
+
+/// Serves `service` and registers it: the service socket first, so that
+/// kubelet, which dials it as soon as it sees the registration, finds it.
+pub fn start(
+    service: DraService,
+    plugins_dir: &Path,
+    registry_dir: &Path,
+) -> Result<Plugin, BindError> {
+    let socket = socket(plugins_dir);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| BindError::Listen {
+            socket: socket.clone(),
+            source,
+        })?;
+    }
+    let listener = bind(&socket)?;
+    let server = tokio::spawn(serve(service, socket.clone(), listener));
+    let registry_socket = registry_socket(registry_dir);
+    let info = PluginInfo {
+        r#type: DRA_PLUGIN.to_string(),
+        name: DRIVER.to_string(),
+        endpoint: socket.to_string_lossy().into_owned(),
+        supported_versions: vec![v1::VERSION.to_string(), v1beta1::VERSION.to_string()],
+    };
+    let registration = match serve_registration(&registry_socket, info, Arc::default()) {
+        Ok(registration) => registration,
+        Err(e) => {
+            server.abort();
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
+    info!(
+        "DRA driver {DRIVER} offered to the plugin watcher ({})",
+        socket.display()
+    );
+    Ok(Plugin {
+        socket,
+        registry_socket,
+        server,
+        registration,
+    })
+}
+
+/// Serves on the socket; if the server ever stops, binds again and goes on.
+async fn serve(service: DraService, socket: PathBuf, listener: tokio::net::UnixListener) {
+    let mut listener = Some(listener);
+    loop {
+        let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
+            Ok(l) => kubelet_api::legacy_authority::incoming(l),
+            Err(e) => {
+                warn!("DRA: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let served = tonic::transport::Server::builder()
+            .add_service(v1::dra_plugin_server::DraPluginServer::new(service.clone()))
+            .add_service(v1beta1::dra_plugin_server::DraPluginServer::new(
+                service.clone(),
+            ))
+            .add_service(
+                health::dra_resource_health_server::DraResourceHealthServer::new(service.clone()),
+            )
+            .serve_with_incoming(incoming)
+            .await;
+        match served {
+            Ok(()) => warn!("DRA: server closed; serving again"),
+            Err(e) => warn!("DRA: server stopped: {e}; serving again"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.registration.abort();
+        let _ = std::fs::remove_file(&self.registry_socket);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}

@@ -1,0 +1,257 @@
+//! Kubelet's side of DRA: the `DRAPlugin` service (`v1`, and `v1beta1` for
+//! 1.32 and 1.33 kubelets, the same messages in another package) and the
+//! optional `DRAResourceHealth` stream, served together on the driver's
+//! socket.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kube::Client;
+use kubelet_api::dra::{v1, v1beta1};
+use kubelet_api::drahealth::v1alpha1 as health;
+use prost::Message;
+use tokio::sync::{watch, OnceCell};
+use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use super::checkpoint::PreparedClaim;
+use super::prepare::Preparer;
+use super::slices::device_name;
+use super::{claims, client, DRIVER};
+use crate::core::view::PoolView;
+
+/// What kubelet calls; cheap to clone (every clone shares the state).
+#[derive(Clone)]
+pub struct DraService {
+    node: String,
+    kubeconfig: Option<PathBuf>,
+    /// Made at the first claim, and again after a failure.
+    client: Arc<OnceCell<Client>>,
+    preparer: Arc<Mutex<Preparer>>,
+    pools: watch::Receiver<Option<Vec<PoolView>>>,
+}
+
+impl DraService {
+    pub fn new(
+        node: String,
+        kubeconfig: Option<PathBuf>,
+        preparer: Preparer,
+        pools: watch::Receiver<Option<Vec<PoolView>>>,
+    ) -> Self {
+        DraService {
+            node,
+            kubeconfig,
+            client: Arc::default(),
+            preparer: Arc::new(Mutex::new(preparer)),
+            pools,
+        }
+    }
+
+    fn preparer(&self) -> std::sync::MutexGuard<'_, Preparer> {
+        // A panic while preparing is a bug; the state it left is still the
+        // best there is.
+        self.preparer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn prepare(&self, claim: &v1::Claim) -> v1::NodePrepareResourceResponse {
+        let done = self.preparer().already(&claim.uid);
+        let prepared = match done {
+            Some(claim) => Ok(claim),
+            None => match self.allocated(claim).await {
+                Ok(allocated) => {
+                    self.preparer()
+                        .prepare(&claim.uid, &claim.namespace, &claim.name, &allocated)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match prepared {
+            Ok(prepared) => {
+                info!(
+                    "prepared claim {}/{} ({})",
+                    claim.namespace, claim.name, claim.uid
+                );
+                response(&prepared)
+            }
+            Err(error) => {
+                warn!(
+                    "claim {}/{} ({}): {error}",
+                    claim.namespace, claim.name, claim.uid
+                );
+                v1::NodePrepareResourceResponse {
+                    devices: Vec::new(),
+                    error,
+                }
+            }
+        }
+    }
+
+    /// The claim's devices from our driver, from the API server.
+    async fn allocated(&self, claim: &v1::Claim) -> Result<Vec<claims::Allocated>, String> {
+        let client = self
+            .client
+            .get_or_try_init(|| client::connect(self.kubeconfig.as_deref()))
+            .await?;
+        claims::allocated(client, DRIVER, &claim.namespace, &claim.name, &claim.uid)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn prepare_all(
+        &self,
+        request: v1::NodePrepareResourcesRequest,
+    ) -> v1::NodePrepareResourcesResponse {
+        let mut claims = HashMap::new();
+        for claim in &request.claims {
+            claims.insert(claim.uid.clone(), self.prepare(claim).await);
+        }
+        v1::NodePrepareResourcesResponse { claims }
+    }
+
+    fn unprepare_all(
+        &self,
+        request: v1::NodeUnprepareResourcesRequest,
+    ) -> v1::NodeUnprepareResourcesResponse {
+        let mut preparer = self.preparer();
+        let claims = request
+            .claims
+            .into_iter()
+            .map(|claim| {
+                let error = match preparer.unprepare(&claim.uid) {
+                    Ok(()) => {
+                        info!(
+                            "unprepared claim {}/{} ({})",
+                            claim.namespace, claim.name, claim.uid
+                        );
+                        String::new()
+                    }
+                    Err(e) => {
+                        warn!("unprepare claim {}: {e}", claim.uid);
+                        e
+                    }
+                };
+                (claim.uid, v1::NodeUnprepareResourceResponse { error })
+            })
+            .collect();
+        v1::NodeUnprepareResourcesResponse { claims }
+    }
+
+    /// Every DRA device's health, as the health stream sends it.
+    fn health(&self, pools: &[PoolView]) -> Vec<(String, bool)> {
+        let mut devices: Vec<(String, bool)> = pools
+            .iter()
+            .flat_map(|p| &p.members)
+            .map(|m| (device_name(m.device.address), m.healthy))
+            .collect();
+        devices.sort();
+        devices
+    }
+}
+
+fn response(prepared: &PreparedClaim) -> v1::NodePrepareResourceResponse {
+    v1::NodePrepareResourceResponse {
+        devices: prepared
+            .devices
+            .iter()
+            .map(|d| v1::Device {
+                request_names: d.requests.clone(),
+                pool_name: d.pool.clone(),
+                device_name: d.device.clone(),
+                cdi_device_ids: vec![d.cdi_device_id.clone()],
+            })
+            .collect(),
+        error: String::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl v1::dra_plugin_server::DraPlugin for DraService {
+    async fn node_prepare_resources(
+        &self,
+        request: Request<v1::NodePrepareResourcesRequest>,
+    ) -> Result<Response<v1::NodePrepareResourcesResponse>, Status> {
+        Ok(Response::new(self.prepare_all(request.into_inner()).await))
+    }
+
+    async fn node_unprepare_resources(
+        &self,
+        request: Request<v1::NodeUnprepareResourcesRequest>,
+    ) -> Result<Response<v1::NodeUnprepareResourcesResponse>, Status> {
+        Ok(Response::new(self.unprepare_all(request.into_inner())))
+    }
+}
+
+/// A message of one package as the same message of the other: their
+/// fields and numbers are the same, so the bytes are.
+fn convert<A: Message, B: Message + Default>(message: &A) -> Result<B, Status> {
+    B::decode(message.encode_to_vec().as_slice())
+        .map_err(|e| Status::internal(format!("v1beta1 message: {e}")))
+}
+
+#[tonic::async_trait]
+impl v1beta1::dra_plugin_server::DraPlugin for DraService {
+    async fn node_prepare_resources(
+        &self,
+        request: Request<v1beta1::NodePrepareResourcesRequest>,
+    ) -> Result<Response<v1beta1::NodePrepareResourcesResponse>, Status> {
+        let request = convert(request.get_ref())?;
+        Ok(Response::new(convert(&self.prepare_all(request).await)?))
+    }
+
+    async fn node_unprepare_resources(
+        &self,
+        request: Request<v1beta1::NodeUnprepareResourcesRequest>,
+    ) -> Result<Response<v1beta1::NodeUnprepareResourcesResponse>, Status> {
+        let request = convert(request.get_ref())?;
+        Ok(Response::new(convert(&self.unprepare_all(request))?))
+    }
+}
+
+type HealthStream =
+    Pin<Box<dyn Stream<Item = Result<health::NodeWatchResourcesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl health::dra_resource_health_server::DraResourceHealth for DraService {
+    type NodeWatchResourcesStream = HealthStream;
+
+    /// Every DRA device's health, first all, then again whenever any
+    /// device's health, or the set of devices, changes.
+    async fn node_watch_resources(
+        &self,
+        _: Request<health::NodeWatchResourcesRequest>,
+    ) -> Result<Response<HealthStream>, Status> {
+        let service = self.clone();
+        let mut last = None;
+        let updates = WatchStream::new(self.pools.clone()).filter_map(move |pools| {
+            let devices = service.health(pools.as_deref().unwrap_or_default());
+            if last.as_ref() == Some(&devices) {
+                return None;
+            }
+            last = Some(devices.clone());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let devices = devices
+                .into_iter()
+                .map(|(device_name, healthy)| health::DeviceHealth {
+                    device: Some(health::DeviceIdentifier {
+                        pool_name: service.node.clone(),
+                        device_name,
+                    }),
+                    health: if healthy {
+                        health::HealthStatus::Healthy
+                    } else {
+                        health::HealthStatus::Unhealthy
+                    } as i32,
+                    last_updated_time: now,
+                })
+                .collect();
+            Some(Ok(health::NodeWatchResourcesResponse { devices }))
+        });
+        Ok(Response::new(Box::pin(updates)))
+    }
+}
