@@ -40,25 +40,58 @@ async fn grpcio_clients_reach_every_socket() {
     let registry = dir.path().join("plugins_registry");
     std::fs::create_dir(&plugins).unwrap();
     std::fs::create_dir(&registry).unwrap();
+    let dra_plugins = dir.path().join("plugins");
+    // DRA on (its API server unreachable: slices are retried meanwhile).
     let _daemon = start_daemon_in(
         None,
         dir.path(),
         &plugins,
-        &["--plugins-registry-dir", registry.to_str().unwrap()],
+        &[
+            "--plugins-registry-dir",
+            registry.to_str().unwrap(),
+            "--node-name",
+            "worker-1",
+            "--dra-plugins-dir",
+            dra_plugins.to_str().unwrap(),
+        ],
     );
     let pool = plugins.join("intel.com_igb.sock");
     let registration = registry.join("intel.com_igb-reg.sock");
-    appears(&pool).await;
-    appears(&registration).await;
-    for (socket, method) in [
-        (&pool, "/v1beta1.DevicePlugin/GetDevicePluginOptions"),
-        (&registration, "/pluginregistration.Registration/GetInfo"),
+    let driver = "sriovnetwork.k8snetworkplumbingwg.io";
+    let dra = dra_plugins.join(driver).join("dra.sock");
+    let dra_registration = registry.join(format!("{driver}-reg.sock"));
+    for socket in [&pool, &registration, &dra, &dra_registration] {
+        appears(socket).await;
+    }
+    // An empty request to Unprepare is answered with an empty message.
+    for (socket, method, empty) in [
+        (&pool, "/v1beta1.DevicePlugin/GetDevicePluginOptions", false),
+        (
+            &registration,
+            "/pluginregistration.Registration/GetInfo",
+            false,
+        ),
+        (
+            &dra_registration,
+            "/pluginregistration.Registration/GetInfo",
+            false,
+        ),
+        (
+            &dra,
+            "/k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin/NodeUnprepareResources",
+            true,
+        ),
+        (
+            &dra,
+            "/k8s.io.kubelet.pkg.apis.dra.v1beta1.DRAPlugin/NodeUnprepareResources",
+            true,
+        ),
     ] {
         let path = socket.to_str().unwrap();
         for authority in ["default", path, "localhost"] {
             let answer = grpcio_call(socket, method, authority);
             assert!(
-                answer.as_ref().is_ok_and(|hex| !hex.is_empty()),
+                answer.as_ref().is_ok_and(|hex| hex.is_empty() == empty),
                 "{method} on {path} with authority {authority}: {answer:?}"
             );
         }
