@@ -8,9 +8,9 @@ each hostPath taken from under NODE instead of /.
     bundle.py IMAGE_DIR NODE BUNDLE CONTAINER [ARG...]
 
 IMAGE_DIR is an unpacked docker-archive (manifest.json, config, layers).
-CONTAINER names an init container or a container of deploy/daemonset.yaml;
+CONTAINER names an init container or a container of deploy/base/daemonset.yaml;
 ARGs, if given, replace its command line (its mounts stay). The ConfigMap
-volume is filled from deploy/configmap.yaml. Run the bundle with
+volume is filled from deploy/base/configmap.yaml. Run the bundle with
 `runc run --bundle BUNDLE ID`.
 """
 import json
@@ -50,7 +50,7 @@ def volume_source(volume, node, bundle):
             sys.exit(f"bundle: hostPath {volume['hostPath']['path']} is not on the node ({source})")
         return source
     if "configMap" in volume:
-        configmap = yaml.safe_load((DEPLOY / "configmap.yaml").read_text())
+        configmap = yaml.safe_load((DEPLOY / "base" / "configmap.yaml").read_text())
         if configmap["metadata"]["name"] != volume["configMap"]["name"]:
             sys.exit(f"bundle: no ConfigMap {volume['configMap']['name']} in deploy/")
         source = bundle / "configmaps" / volume["name"]
@@ -64,7 +64,7 @@ def volume_source(volume, node, bundle):
 def main():
     image_dir, node, bundle = (pathlib.Path(p).resolve() for p in sys.argv[1:4])
     name, override = sys.argv[4], sys.argv[5:]
-    daemonset = yaml.safe_load((DEPLOY / "daemonset.yaml").read_text())
+    daemonset = yaml.safe_load((DEPLOY / "base" / "daemonset.yaml").read_text())
     spec = daemonset["spec"]["template"]["spec"]
     container = find_container(spec, name)
     image = unpack(image_dir, bundle / "rootfs")

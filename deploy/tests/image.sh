@@ -90,7 +90,7 @@ done
 python3 "$here/bundle.py" "$work/image" "$node" "$work/sriov-rs-daemon" kube-sriovdp
 touch "$work/running.sriov-rs-daemon"
 runc run --bundle "$work/sriov-rs-daemon" sriov-rs-daemon >"$work/sriov-rs-daemon.log" 2>&1 </dev/null &
-port=$(python3 -c 'import yaml,sys; c=yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]["containers"][0]; print(next(p["containerPort"] for p in c["ports"] if p["name"]=="metrics"))' "$repo/deploy/daemonset.yaml")
+port=$(python3 -c 'import yaml,sys; c=yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]["containers"][0]; print(next(p["containerPort"] for p in c["ports"] if p["name"]=="metrics"))' "$repo/deploy/base/daemonset.yaml")
 ready=
 for _ in $(seq 100); do
     if [ "$(grep -c '^registered' "$work/kubelet.log")" = 3 ] &&

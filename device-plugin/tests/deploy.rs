@@ -2,7 +2,9 @@
 //! args parse with the binary's own parser, every path the daemon and the
 //! CNI install use (at their defaults or as the args set them) is mounted
 //! from the same host path, and the ConfigMap's config gives pools on a host
-//! with the NICs it names. Schemas are checked by `deploy/tests/validate.py`.
+//! with the NICs it names. The DRA overlay (`deploy/dra/`) is checked the
+//! same way, its JSON patch applied here as kustomize applies it. Schemas
+//! are checked by `deploy/tests/validate.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +22,35 @@ fn manifest(name: &str) -> Value {
 }
 
 fn pod_spec() -> Value {
-    manifest("daemonset.yaml")["spec"]["template"]["spec"].clone()
+    manifest("base/daemonset.yaml")["spec"]["template"]["spec"].clone()
+}
+
+/// The DaemonSet's pod as `deploy/dra/` makes it: the base with the
+/// overlay's JSON patch (RFC 6902 `add` and `replace`, as it uses them).
+fn dra_pod_spec() -> Value {
+    let mut daemonset = manifest("base/daemonset.yaml");
+    for op in manifest("dra/daemonset-patch.yaml").as_array().unwrap() {
+        let path = op["path"].as_str().unwrap();
+        let (parent, last) = path.rsplit_once('/').unwrap();
+        let target = daemonset
+            .pointer_mut(parent)
+            .unwrap_or_else(|| panic!("{path}: no {parent} in the base"));
+        let value = op["value"].clone();
+        match (op["op"].as_str().unwrap(), target) {
+            ("add", Value::Array(items)) if last == "-" => items.push(value),
+            ("add", Value::Object(map)) => {
+                assert!(map.insert(last.into(), value).is_none(), "{path} is there");
+            }
+            ("replace", Value::Object(map)) => {
+                assert!(
+                    map.insert(last.into(), value).is_some(),
+                    "{path} is not there"
+                );
+            }
+            (op, _) => panic!("{op} {path}: not applied here"),
+        }
+    }
+    daemonset["spec"]["template"]["spec"].clone()
 }
 
 fn container(spec: &Value, list: &str, name: &str) -> Value {
@@ -84,7 +114,13 @@ fn host_path(spec: &Value, container: &Value, path: &Path, writable: bool) {
 
 #[test]
 fn the_daemon_finds_every_path_it_uses_on_the_host() {
-    let spec = pod_spec();
+    for spec in [pod_spec(), dra_pod_spec()] {
+        daemon_paths_are_the_hosts(&spec);
+    }
+}
+
+fn daemon_paths_are_the_hosts(spec: &Value) {
+    let spec = spec.clone();
     let daemon = container(&spec, "containers", "kube-sriovdp");
     let cli = parse(&daemon);
     assert!(cli.command.is_none(), "the container runs the daemon");
@@ -119,6 +155,63 @@ fn the_daemon_finds_every_path_it_uses_on_the_host() {
     assert!(items
         .iter()
         .any(|i| i["key"] == "config.json" && Path::new(i["path"].as_str().unwrap()) == file));
+}
+
+/// `deploy/dra/`: the node's name from the downward API turns DRA on, the
+/// token is mounted (the daemon calls the API), and the driver's socket
+/// and checkpoint directory is the host's kubelet plugins directory.
+/// `deploy/` alone leaves DRA off and mounts no token.
+#[test]
+fn the_dra_overlay_gives_the_daemon_its_node_a_token_and_kubelets_plugins() {
+    let base = pod_spec();
+    let daemon = container(&base, "containers", "kube-sriovdp");
+    assert!(daemon.get("env").is_none());
+    assert_eq!(base["automountServiceAccountToken"], false);
+
+    let spec = dra_pod_spec();
+    let daemon = container(&spec, "containers", "kube-sriovdp");
+    let node_name = daemon["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "NODE_NAME")
+        .expect("NODE_NAME is set");
+    assert_eq!(
+        node_name["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(spec["automountServiceAccountToken"], true);
+    let cli = parse(&daemon);
+    host_path(&spec, &daemon, &cli.dra_plugins_dir, true);
+    host_path(&spec, &daemon, &cli.plugins_registry_dir, true);
+    host_path(&spec, &daemon, &cli.cdi_dir, true);
+
+    // RBAC binds the role to the DaemonSet's service account, and the
+    // admission policy matches that account's user name.
+    let account = format!(
+        "system:serviceaccount:kube-system:{}",
+        spec["serviceAccountName"].as_str().unwrap()
+    );
+    let text = std::fs::read_to_string(Path::new(DEPLOY).join("dra/rbac.yaml")).unwrap();
+    let binding = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            serde_json::to_value(<serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap())
+                .unwrap()
+        })
+        .find(|d| d["kind"] == "ClusterRoleBinding")
+        .unwrap();
+    let subject = &binding["subjects"][0];
+    assert_eq!(
+        format!(
+            "system:serviceaccount:{}:{}",
+            subject["namespace"].as_str().unwrap(),
+            subject["name"].as_str().unwrap()
+        ),
+        account
+    );
+    let policy =
+        std::fs::read_to_string(Path::new(DEPLOY).join("dra/node-restriction.yaml")).unwrap();
+    assert!(policy.contains(&format!("request.userInfo.username == \"{account}\"")));
 }
 
 #[test]
@@ -179,7 +272,7 @@ fn the_containers_ask_for_no_privilege_and_run_this_version() {
 /// with the NICs it names: every pool finds its devices.
 #[test]
 fn the_configmaps_config_gives_its_pools() {
-    let config = manifest("configmap.yaml")["data"]["config.json"]
+    let config = manifest("base/configmap.yaml")["data"]["config.json"]
         .as_str()
         .unwrap()
         .to_string();
@@ -226,31 +319,41 @@ fn the_configmaps_config_gives_its_pools() {
     assert_eq!(count("intel.com/mlnx_sriov_rdma"), 2);
 }
 
-/// Each kustomization lists every manifest beside it, so none is left out
-/// of `kubectl apply -k`.
+/// Each kustomization lists every manifest beside it (as a resource or a
+/// patch), so none is left out of `kubectl apply -k`, and everything it
+/// lists is there.
 #[test]
 fn kustomizations_list_every_manifest() {
-    for dir in [PathBuf::from(DEPLOY), Path::new(DEPLOY).join("examples")] {
-        let kustomization = manifest(
-            dir.join("kustomization.yaml")
-                .strip_prefix(DEPLOY)
-                .unwrap()
-                .to_str()
-                .unwrap(),
-        );
+    for dir in ["", "base", "dra", "examples", "examples/dra"] {
+        let path = Path::new(DEPLOY).join(dir);
+        let kustomization = manifest(Path::new(dir).join("kustomization.yaml").to_str().unwrap());
+        let patches = kustomization["patches"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut listed: Vec<String> = kustomization["resources"]
             .as_array()
             .unwrap()
             .iter()
+            .chain(patches.iter().map(|p| &p["path"]))
             .map(|r| r.as_str().unwrap().to_string())
             .collect();
-        let mut present: Vec<String> = std::fs::read_dir(&dir)
+        for entry in &listed {
+            let target = path.join(entry);
+            assert!(
+                target.is_file() || target.join("kustomization.yaml").is_file(),
+                "{}: {entry} is not there",
+                path.display()
+            );
+        }
+        listed.retain(|e| e.ends_with(".yaml"));
+        let mut present: Vec<String> = std::fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
             .collect();
         listed.sort();
         present.sort();
-        assert_eq!(listed, present, "{}", dir.display());
+        assert_eq!(listed, present, "{}", path.display());
     }
 }

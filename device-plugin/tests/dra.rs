@@ -435,3 +435,40 @@ fn bad_dra_flags_are_named() {
         );
     }
 }
+
+/// The DRA examples in `deploy/examples/dra/` select what we publish: the
+/// driver's name, attributes every device carries, and the pool of the
+/// ConfigMap that the example NAD names.
+#[test]
+fn the_dra_examples_select_what_we_publish() {
+    let deploy = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy"));
+    let read = |name: &str| std::fs::read_to_string(deploy.join(name)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let slice = serde_json::to_value(&slices(DRIVER, &worker(), 1, &pools(dir.path()))[0]).unwrap();
+    let attributes = slice["spec"]["devices"][0]["attributes"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let expressions =
+        read("examples/dra/deviceclass.yaml") + &read("examples/dra/resourceclaimtemplate.yaml");
+    let mut named = 0;
+    for part in expressions.split("device.attributes[\"").skip(1) {
+        let (domain, rest) = part.split_once("\"].").unwrap();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let key = format!("{domain}/{name}");
+        assert!(attributes.contains_key(&key), "{key} is not published");
+        named += 1;
+    }
+    assert_eq!(named, 2);
+    assert!(expressions.contains(&format!("device.driver == \"{DRIVER}\"")));
+    // The pool the class selects is the ConfigMap's, and the NAD's.
+    let pool = "intel.com/intel_sriov_netdevice";
+    assert!(expressions.contains(&format!("resourceName == \"{pool}\"")));
+    assert!(read("base/configmap.yaml").contains("\"resourceName\": \"intel_sriov_netdevice\""));
+    assert!(read("examples/nad-vlan.yaml")
+        .contains(&format!("k8s.v1.cni.cncf.io/resourceName: {pool}")));
+    assert!(read("examples/dra/pod.yaml").contains("k8s.v1.cni.cncf.io/networks: sriov-vlan100"));
+}

@@ -17,6 +17,7 @@ use kubelet_api::drahealth::v1alpha1 as health;
 use kubelet_api::pluginregistration::v1::{
     registration_client::RegistrationClient, InfoRequest, PluginInfo, RegistrationStatus,
 };
+use serde::Deserialize;
 use serde_json::Value;
 use sriov_device_plugin::frontends::dra::DRIVER;
 use sriovnet::fake::{FakeSysfs, INTEL_82576, INTEL_E810};
@@ -397,12 +398,78 @@ async fn kubelet_prepares_and_unprepares_claims_across_a_restart() {
     assert_eq!(b.claims[UID_B].error, "");
 }
 
+/// What `deploy/dra/rbac.yaml` lets the daemon do, as (API group,
+/// resource, verb).
+fn granted() -> Vec<(String, String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/dra/rbac.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let role = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut granted = Vec::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    granted.push((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// A REST request as RBAC sees it: (API group, resource, verb).
+fn as_rbac(method: &str, path: &str) -> (String, String, String) {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => panic!("not a Kubernetes API path: {path}"),
+    };
+    let rest = match rest {
+        ["namespaces", _, rest @ ..] => rest,
+        rest => rest,
+    };
+    let verb = match (method, rest.len()) {
+        ("GET", 1) => "list",
+        ("GET", _) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("DELETE", _) => "delete",
+        _ => panic!("unexpected {method} {path}"),
+    };
+    (group.into(), rest[0].into(), verb.into())
+}
+
 /// A pool moving from DRA back to the device plugin waits while a claim
-/// holds one of its devices, then moves once kubelet unprepares it.
+/// holds one of its devices, then moves once kubelet unprepares it. Every
+/// request the daemon made on the way (a stale slice deleted, slices
+/// created and replaced, the claim read) is one `deploy/dra/rbac.yaml`
+/// grants, and the role grants nothing the daemon did not use.
 #[tokio::test]
 async fn a_prepared_device_keeps_its_pool_in_dra() {
     let node = Node::new();
     let shared = Shared::default();
+    let stale: k8s_openapi::api::resource::v1::ResourceSlice = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "worker-1-stale", "resourceVersion": "1"},
+            "spec": {"driver": DRIVER, "nodeName": NODE,
+                     "pool": {"name": NODE, "generation": 1, "resourceSliceCount": 1}}}),
+    )
+    .unwrap();
+    shared
+        .lock()
+        .unwrap()
+        .slices
+        .insert("worker-1-stale".into(), stale);
     let address = start(shared.clone()).await;
     let kubeconfig = kubeconfig(node.dir.path(), address);
     let _daemon = node.daemon(None, &kubeconfig, "dra");
@@ -433,6 +500,23 @@ async fn a_prepared_device_keeps_its_pool_in_dra() {
     assert_eq!(answer.claims[UID_A].error, "");
     until("the igb pool served to kubelet", || socket.exists()).await;
     until("the igb VFs unpublished", || igb(&shared) == 0).await;
+
+    let granted = granted();
+    let mut used: Vec<_> = shared
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|(method, path)| as_rbac(method, path))
+        .collect();
+    used.sort();
+    used.dedup();
+    for request in &used {
+        assert!(granted.contains(request), "{request:?} is not granted");
+    }
+    for grant in &granted {
+        assert!(used.contains(grant), "{grant:?} is granted, never used");
+    }
 }
 
 /// As root, in a private network namespace where a veth carries the PF's

@@ -38,6 +38,8 @@ pub struct Server {
     pub claims_dir: Option<std::path::PathBuf>,
     /// Claim reads, as `namespace/name`.
     pub claim_reads: Vec<String>,
+    /// Every request, as method and path.
+    pub requests: Vec<(String, String)>,
 }
 
 pub type Shared = Arc<Mutex<Server>>;
@@ -207,6 +209,20 @@ async fn claim(
     }
 }
 
+/// Notes every request before it is answered.
+async fn record(
+    State(shared): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let entry = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
+    shared.lock().unwrap().requests.push(entry);
+    next.run(request).await
+}
+
 pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/api/v1/nodes/{name}", get(node))
@@ -222,6 +238,7 @@ pub fn router(shared: Shared) -> Router {
             "/apis/resource.k8s.io/v1/namespaces/{namespace}/resourceclaims/{name}",
             get(claim),
         )
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
         .with_state(shared)
 }
 
