@@ -6,7 +6,7 @@
 //! same way, its JSON patch applied here as kustomize applies it. Schemas
 //! are checked by `deploy/tests/validate.py`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};

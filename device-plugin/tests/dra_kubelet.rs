@@ -339,6 +339,7 @@ async fn kubelet_prepares_and_unprepares_claims_across_a_restart() {
         .claims
         .insert(("default".into(), "e".into()), stranger);
     let claims = [
+        claim("../../escape", "b"),
         claim(UID_B, "b"),
         claim(gone, "gone"),
         claim("e0000000-0000-4000-8000-00000000000e", "e"),
@@ -366,6 +367,11 @@ async fn kubelet_prepares_and_unprepares_claims_across_a_restart() {
         error(UID_B)
     );
     assert!(error(gone).contains("default/gone"), "{}", error(gone));
+    assert!(
+        error("../../escape").contains("\"../../escape\" is not a Kubernetes uid"),
+        "{}",
+        error("../../escape")
+    );
     let e = error("e0000000-0000-4000-8000-00000000000e");
     assert!(
         e.contains("0000-99-01-0") && e.contains("not a DRA device"),

@@ -77,7 +77,7 @@ impl Preparer {
     /// The claim as prepared before, if it still is (its CDI spec is there:
     /// a node reboot empties /var/run but not the checkpoint).
     pub fn already(&self, uid: &str) -> Option<PreparedClaim> {
-        let claim = self.prepared.get(uid)?;
+        let claim = self.prepared.get(uid).filter(|_| check_uid(uid).is_ok())?;
         spec_path(&self.paths.cdi_dir, uid)
             .exists()
             .then(|| claim.clone())
@@ -92,6 +92,7 @@ impl Preparer {
         name: &str,
         allocated: &[Allocated],
     ) -> Result<PreparedClaim, String> {
+        check_uid(uid)?;
         if let Some(claim) = self.already(uid) {
             return Ok(claim);
         }
@@ -188,6 +189,7 @@ impl Preparer {
     /// Undoes a claim's preparation; a claim not prepared (or forgotten
     /// with a bad checkpoint) is done already, its spec removed if any.
     pub fn unprepare(&mut self, uid: &str) -> Result<(), String> {
+        check_uid(uid)?;
         let Some(claim) = self.remove(uid) else {
             return Ok(());
         };
@@ -228,6 +230,19 @@ impl Preparer {
             changed
         });
     }
+}
+
+/// A claim's uid as Kubernetes makes them (a UUID): it names files, so
+/// nothing else is taken.
+pub fn check_uid(uid: &str) -> Result<(), String> {
+    let fine = (1..=64).contains(&uid.len())
+        && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    fine.then_some(()).ok_or_else(|| {
+        format!(
+            "claim uid \"{}\" is not a Kubernetes uid (letters, digits and '-')",
+            uid.escape_default()
+        )
+    })
 }
 
 fn spec_path(dir: &Path, uid: &str) -> PathBuf {

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::checkpoint::PreparedClaim;
-use super::prepare::Preparer;
+use super::prepare::{check_uid, Preparer};
 use super::slices::device_name;
 use super::{claims, client, DRIVER};
 use crate::core::view::PoolView;
@@ -61,13 +61,7 @@ impl DraService {
         let done = self.preparer().already(&claim.uid);
         let prepared = match done {
             Some(claim) => Ok(claim),
-            None => match self.allocated(claim).await {
-                Ok(allocated) => {
-                    self.preparer()
-                        .prepare(&claim.uid, &claim.namespace, &claim.name, &allocated)
-                }
-                Err(e) => Err(e),
-            },
+            None => self.prepare_anew(claim).await,
         };
         match prepared {
             Ok(prepared) => {
@@ -88,6 +82,15 @@ impl DraService {
                 }
             }
         }
+    }
+
+    /// Reads the claim's allocation, then prepares it.
+    async fn prepare_anew(&self, claim: &v1::Claim) -> Result<PreparedClaim, String> {
+        // The uid names files: checked before anything else.
+        check_uid(&claim.uid)?;
+        let allocated = self.allocated(claim).await?;
+        self.preparer()
+            .prepare(&claim.uid, &claim.namespace, &claim.name, &allocated)
     }
 
     /// The claim's devices from our driver, from the API server.
