@@ -525,6 +525,33 @@ async fn a_prepared_device_keeps_its_pool_in_dra() {
     }
 }
 
+/// The same across a restart: a daemon started with the pool switched to
+/// the device plugin keeps it in DRA while the checkpoint says a claim
+/// holds one of its devices.
+#[tokio::test]
+async fn a_restart_keeps_a_held_pool_in_dra() {
+    let node = Node::new();
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let kubeconfig = kubeconfig(node.dir.path(), address);
+    let daemon = node.daemon(None, &kubeconfig, "dra");
+    let (_, channel) = kubelet_registers(&node.registry).await;
+    add_claim(&shared, UID_A, "a", &[("net", "0000-01-10-0")]);
+    let answer = prepare(&channel, &[claim(UID_A, "a")]).await;
+    assert_eq!(answer.claims[UID_A].error, "");
+    drop(daemon);
+
+    let _daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    let (_, channel) = kubelet_registers(&node.registry).await;
+    let socket = node.plugins.join("intel.com_igb.sock");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!socket.exists(), "held: the pool stays in DRA");
+    assert_eq!(prepare(&channel, &[claim(UID_A, "a")]).await, answer);
+    let answer = unprepare(&channel, &[claim(UID_A, "a")]).await;
+    assert_eq!(answer.claims[UID_A].error, "");
+    until("the igb pool served to kubelet", || socket.exists()).await;
+}
+
 /// As root, in a private network namespace where a veth carries the PF's
 /// name (link events about it are real): a PF going down reaches the
 /// health stream and the slices, and a claim for its VF is refused.

@@ -228,6 +228,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     if daemon.pod_resources_socket.exists() {
         daemon.update_pins().await;
     }
+    daemon.keep_held_apis();
     let (inventory, routes) = scanned;
     let views = daemon.views(Scanned { inventory, routes });
     for view in daemon.route(views) {
@@ -506,6 +507,21 @@ impl Daemon {
             match pool.serve() {
                 Ok(()) => pool.register(),
                 Err(e) => warn!("{e}"),
+            }
+        }
+    }
+
+    /// At start: a pool whose devices pods hold stays on the API that
+    /// handed them out (pod resources say the device plugin, the DRA
+    /// checkpoint says DRA), whatever the config says now; it moves once
+    /// they are released, as after a reload.
+    fn keep_held_apis(&mut self) {
+        for resource in self.pins.values() {
+            self.apis.insert(resource.clone(), Api::DevicePlugin);
+        }
+        if let Some(dra) = &self.dra_held {
+            for resource in dra.borrow().values() {
+                self.apis.insert(resource.clone(), Api::Dra);
             }
         }
     }

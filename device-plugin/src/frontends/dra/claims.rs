@@ -19,7 +19,10 @@ pub struct Allocated {
 /// Why a claim's allocation could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    #[error("read ResourceClaim {namespace}/{name}: {source}")]
+    #[error(
+        "read ResourceClaim {namespace}/{name}: {}",
+        super::client::describe(source)
+    )]
     Read {
         namespace: String,
         name: String,

@@ -29,9 +29,31 @@ pub async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<Client, Str
     };
     let mut http = HttpConnector::new_with_resolver(IpOnly);
     http.enforce_http(false);
+    // An API server that does not answer must not hold a claim or a
+    // publishing pass for good.
+    http.set_connect_timeout(Some(TIMEOUT));
+    if config.cluster_url.scheme_str() == Some("http") {
+        // No TLS: the roots rustls would load are not needed (an image
+        // without a system CA store has none to load).
+        return finish(config, http);
+    }
     let https = config
         .rustls_https_connector_with_connector(http)
         .map_err(|e| e.to_string())?;
+    finish(config, https)
+}
+
+/// How long connecting may take; each request is also bounded by its
+/// caller.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The client over `connector`, with kubeconfig's base URI, auth and
+/// headers.
+fn finish<C>(config: kube::Config, connector: C) -> Result<Client, String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    use kube::client::ConfigExt;
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer().map_err(|e| e.to_string())?)
@@ -39,9 +61,18 @@ pub async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<Client, Str
         .map_err(tower::BoxError::from)
         .service(
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https),
+                .build(connector),
         );
     Ok(Client::new(service, config.default_namespace))
+}
+
+/// A kube error for a person: the API server's own message and code
+/// rather than kube's rendering, which repeats it in Rust's debug form.
+pub fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => other.to_string(),
+    }
 }
 
 /// A resolver for an API server named by IP address, which needs none.

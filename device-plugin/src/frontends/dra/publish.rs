@@ -21,17 +21,22 @@ use crate::core::view::PoolView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("node {node}: {source}")]
+    #[error("node {node}: {}", super::client::describe(source))]
     Node { node: String, source: kube::Error },
     #[error("node {node} has no uid")]
     NoUid { node: String },
-    #[error("{action} ResourceSlice {name}: {source}")]
+    #[error("{action} ResourceSlice {name}: {}", super::client::describe(source))]
     Write {
         action: &'static str,
         name: String,
         source: kube::Error,
     },
-    #[error("list ResourceSlices of node {node}: {source}")]
+    #[error("no answer from the API server within {} s", PASS_TIMEOUT.as_secs())]
+    NoAnswer,
+    #[error(
+        "list ResourceSlices of node {node}: {}",
+        super::client::describe(source)
+    )]
     List { node: String, source: kube::Error },
 }
 
@@ -196,6 +201,9 @@ fn same_content(desired: &[ResourceSlice], existing: &[ResourceSlice]) -> bool {
         })
 }
 
+/// How long one publishing pass may take.
+const PASS_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Publishes until a pass succeeds: conflicts are retried at once, other
 /// failures (the API server down or answering 500) after a backoff that
 /// doubles from 100 ms to 30 s. Never gives up: the daemon keeps serving
@@ -203,7 +211,10 @@ fn same_content(desired: &[ResourceSlice], existing: &[ResourceSlice]) -> bool {
 pub async fn publish_until_done(publisher: &Publisher, pools: &[PoolView]) -> Changes {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match publisher.publish(pools).await {
+        // A pass that hangs (an API server that accepts and never answers)
+        // is a failure like any other.
+        let pass = tokio::time::timeout(PASS_TIMEOUT, publisher.publish(pools)).await;
+        match pass.unwrap_or(Err(PublishError::NoAnswer)) {
             Ok(changes) => {
                 debug!(?changes, "ResourceSlices published");
                 return changes;

@@ -99,9 +99,16 @@ impl DraService {
             .client
             .get_or_try_init(|| client::connect(self.kubeconfig.as_deref()))
             .await?;
-        claims::allocated(client, DRIVER, &claim.namespace, &claim.name, &claim.uid)
-            .await
-            .map_err(|e| e.to_string())
+        let read = claims::allocated(client, DRIVER, &claim.namespace, &claim.name, &claim.uid);
+        match tokio::time::timeout(client::TIMEOUT, read).await {
+            Ok(allocated) => allocated.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "read ResourceClaim {}/{}: no answer within {} s",
+                claim.namespace,
+                claim.name,
+                client::TIMEOUT.as_secs()
+            )),
+        }
     }
 
     async fn prepare_all(
