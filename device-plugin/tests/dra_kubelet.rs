@@ -552,6 +552,25 @@ async fn a_restart_keeps_a_held_pool_in_dra() {
     until("the igb pool served to kubelet", || socket.exists()).await;
 }
 
+/// A driver socket that cannot be made at start (here a file where its
+/// directory goes) is tried again until it can: kubelet then finds the
+/// driver, without a daemon restart.
+#[tokio::test]
+async fn the_driver_socket_is_tried_again_until_it_can_be_made() {
+    let node = Node::new();
+    let obstacle = node.dra_plugins.join(DRIVER);
+    std::fs::write(&obstacle, "").unwrap();
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let kubeconfig = kubeconfig(node.dir.path(), address);
+    let _daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!node.registry.join(format!("{DRIVER}-reg.sock")).exists());
+    std::fs::remove_file(&obstacle).unwrap();
+    let (info, _) = kubelet_registers(&node.registry).await;
+    assert_eq!(info.name, DRIVER);
+}
+
 /// As root, in a private network namespace where a veth carries the PF's
 /// name (link events about it are real): a PF going down reaches the
 /// health stream and the slices, and a claim for its VF is refused.
@@ -588,7 +607,7 @@ async fn an_unhealthy_vf_reaches_the_health_stream_and_the_slices() {
             .unwrap()
             .into_inner();
     let mut next = async || {
-        let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        let message = tokio::time::timeout(Duration::from_secs(15), stream.message())
             .await
             .expect("a health update")
             .unwrap()
@@ -648,4 +667,9 @@ async fn an_unhealthy_vf_reaches_the_health_stream_and_the_slices() {
         .unwrap();
     ip(&["-n", &ns.0, "link", "set", "ens2f0", "down"]);
     assert_eq!(next().await, names.map(|n| (n.to_string(), healthy)));
+    // Nothing changes: the stream says it again (10 s on), so that kubelet
+    // never takes the report as stale.
+    let repeated = std::time::Instant::now();
+    assert_eq!(next().await, names.map(|n| (n.to_string(), healthy)));
+    assert!(repeated.elapsed() > Duration::from_secs(5));
 }

@@ -250,10 +250,8 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     // pools are routed, so that a claim finds its devices.
     let (dra_task, _dra_plugin) = match dra_service {
         Some((task, service, options)) => {
-            let plugin = dra::plugin::start(service, &options.plugins_dir, &options.registry_dir)
-                .map_err(|e| warn!("DRA: {e}; claims cannot be prepared on this node"))
-                .ok();
-            (Some(task), plugin)
+            let plugin = dra::plugin::start(service, &options.plugins_dir, &options.registry_dir);
+            (Some(task), Some(plugin))
         }
         None => (None, None),
     };

@@ -36,26 +36,16 @@ pub fn registry_socket(registry_dir: &Path) -> PathBuf {
 pub struct Plugin {
     socket: PathBuf,
     registry_socket: PathBuf,
-    server: JoinHandle<()>,
-    registration: JoinHandle<()>,
+    task: JoinHandle<()>,
 }
 
-/// Serves `service` and registers it: the service socket first, so that
-/// kubelet, which dials it as soon as it sees the registration, finds it.
-pub fn start(
-    service: DraService,
-    plugins_dir: &Path,
-    registry_dir: &Path,
-) -> Result<Plugin, BindError> {
+/// Serves `service` and registers it, on a task that tries again, with
+/// backoff, for as long as either socket cannot be made: a driver that
+/// publishes slices must be reachable, or pods given its devices never
+/// start. The service socket comes first, so that kubelet, which dials it
+/// as soon as it sees the registration, finds it.
+pub fn start(service: DraService, plugins_dir: &Path, registry_dir: &Path) -> Plugin {
     let socket = socket(plugins_dir);
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| BindError::Listen {
-            socket: socket.clone(),
-            source,
-        })?;
-    }
-    let listener = bind(&socket)?;
-    let server = tokio::spawn(serve(service, socket.clone(), listener));
     let registry_socket = registry_socket(registry_dir);
     let info = PluginInfo {
         r#type: DRA_PLUGIN.to_string(),
@@ -63,24 +53,65 @@ pub fn start(
         endpoint: socket.to_string_lossy().into_owned(),
         supported_versions: vec![v1::VERSION.to_string(), v1beta1::VERSION.to_string()],
     };
-    let registration = match serve_registration(&registry_socket, info, Arc::default()) {
-        Ok(registration) => registration,
-        Err(e) => {
-            server.abort();
-            let _ = std::fs::remove_file(&socket);
-            return Err(e);
+    let (at, registry_at) = (socket.clone(), registry_socket.clone());
+    let task = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match bind_both(&at, &registry_at, info.clone()) {
+                Ok((listener, registration)) => {
+                    info!(
+                        "DRA driver {DRIVER} offered to the plugin watcher ({})",
+                        at.display()
+                    );
+                    // Aborting this task drops the guard, which stops the
+                    // registration's server too.
+                    let _registration = AbortOnDrop(registration);
+                    return serve(service, at, listener).await;
+                }
+                Err(e) => warn!(
+                    "DRA: {e}; claims cannot be prepared on this node; trying again in {} ms",
+                    backoff.as_millis()
+                ),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
-    };
-    info!(
-        "DRA driver {DRIVER} offered to the plugin watcher ({})",
-        socket.display()
-    );
-    Ok(Plugin {
+    });
+    Plugin {
         socket,
         registry_socket,
-        server,
-        registration,
-    })
+        task,
+    }
+}
+
+/// The service socket bound, and the registration served.
+fn bind_both(
+    socket: &Path,
+    registry_socket: &Path,
+    info: PluginInfo,
+) -> Result<(tokio::net::UnixListener, JoinHandle<()>), BindError> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| BindError::Listen {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
+    }
+    let listener = bind(socket)?;
+    match serve_registration(registry_socket, info, Arc::default()) {
+        Ok(registration) => Ok((listener, registration)),
+        Err(e) => {
+            let _ = std::fs::remove_file(socket);
+            Err(e)
+        }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Serves on the socket; if the server ever stops, binds again and goes on.
@@ -115,8 +146,7 @@ async fn serve(service: DraService, socket: PathBuf, listener: tokio::net::UnixL
 
 impl Drop for Plugin {
     fn drop(&mut self) {
-        self.server.abort();
-        self.registration.abort();
+        self.task.abort();
         let _ = std::fs::remove_file(&self.registry_socket);
         let _ = std::fs::remove_file(&self.socket);
     }

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kube::Client;
 use kubelet_api::dra::{v1, v1beta1};
 use kubelet_api::drahealth::v1alpha1 as health;
 use prost::Message;
 use tokio::sync::{watch, OnceCell};
-use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -149,17 +149,6 @@ impl DraService {
             .collect();
         v1::NodeUnprepareResourcesResponse { claims }
     }
-
-    /// Every DRA device's health, as the health stream sends it.
-    fn health(&self, pools: &[PoolView]) -> Vec<(String, bool)> {
-        let mut devices: Vec<(String, bool)> = pools
-            .iter()
-            .flat_map(|p| &p.members)
-            .map(|m| (device_name(m.device.address), m.healthy))
-            .collect();
-        devices.sort();
-        devices
-    }
 }
 
 fn response(prepared: &PreparedClaim) -> v1::NodePrepareResourceResponse {
@@ -228,40 +217,86 @@ type HealthStream =
 impl health::dra_resource_health_server::DraResourceHealth for DraService {
     type NodeWatchResourcesStream = HealthStream;
 
-    /// Every DRA device's health, first all, then again whenever any
-    /// device's health, or the set of devices, changes.
+    /// Every DRA device's health: all at once, then all again whenever any
+    /// device's health, or the set of devices, changes, and every
+    /// [`HEALTH_REFRESH`] in between, so that kubelet, which takes a report
+    /// it has not heard again for a while as stale, keeps it current.
     async fn node_watch_resources(
         &self,
         _: Request<health::NodeWatchResourcesRequest>,
     ) -> Result<Response<HealthStream>, Status> {
-        let service = self.clone();
-        let mut last = None;
-        let updates = WatchStream::new(self.pools.clone()).filter_map(move |pools| {
-            let devices = service.health(pools.as_deref().unwrap_or_default());
-            if last.as_ref() == Some(&devices) {
-                return None;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let (node, mut pools) = (self.node.clone(), self.pools.clone());
+        tokio::spawn(async move {
+            loop {
+                let devices = {
+                    let pools = pools.borrow_and_update();
+                    health_of(pools.as_deref().unwrap_or_default())
+                };
+                if sender.send(Ok(report(&node, &devices))).await.is_err() {
+                    return; // kubelet hung up
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(HEALTH_REFRESH) => {}
+                    changed = wait_for_change(&mut pools, &devices) => if !changed { return },
+                }
             }
-            last = Some(devices.clone());
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let devices = devices
-                .into_iter()
-                .map(|(device_name, healthy)| health::DeviceHealth {
-                    device: Some(health::DeviceIdentifier {
-                        pool_name: service.node.clone(),
-                        device_name,
-                    }),
-                    health: if healthy {
-                        health::HealthStatus::Healthy
-                    } else {
-                        health::HealthStatus::Unhealthy
-                    } as i32,
-                    last_updated_time: now,
-                })
-                .collect();
-            Some(Ok(health::NodeWatchResourcesResponse { devices }))
         });
-        Ok(Response::new(Box::pin(updates)))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
     }
+}
+
+/// How often the health stream repeats itself when nothing changes.
+pub const HEALTH_REFRESH: Duration = Duration::from_secs(10);
+
+/// Waits until some device's health, or the set of devices, differs from
+/// what was `sent` (a change elsewhere in the pools is not one); false when
+/// the daemon is shutting down.
+async fn wait_for_change(
+    pools: &mut watch::Receiver<Option<Vec<PoolView>>>,
+    sent: &[(String, bool)],
+) -> bool {
+    loop {
+        if pools.changed().await.is_err() {
+            return false;
+        }
+        if health_of(pools.borrow_and_update().as_deref().unwrap_or_default()) != sent {
+            return true;
+        }
+    }
+}
+
+/// Every DRA device's name and health, sorted.
+fn health_of(pools: &[PoolView]) -> Vec<(String, bool)> {
+    let mut devices: Vec<(String, bool)> = pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .map(|m| (device_name(m.device.address), m.healthy))
+        .collect();
+    devices.sort();
+    devices
+}
+
+fn report(node: &str, devices: &[(String, bool)]) -> health::NodeWatchResourcesResponse {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let devices = devices
+        .iter()
+        .map(|(device_name, healthy)| health::DeviceHealth {
+            device: Some(health::DeviceIdentifier {
+                pool_name: node.to_string(),
+                device_name: device_name.clone(),
+            }),
+            health: if *healthy {
+                health::HealthStatus::Healthy
+            } else {
+                health::HealthStatus::Unhealthy
+            } as i32,
+            last_updated_time: now,
+        })
+        .collect();
+    health::NodeWatchResourcesResponse { devices }
 }
