@@ -27,10 +27,11 @@ done
 
 "$here/../scripts/install-deps.sh"
 out=$("$here/../deploy/build-static.sh" -p sriovnet --example vf \
-    -p kubelet-api --features kubelet-api/fake-kubelet --example fake-kubelet)
+    -p kubelet-api --features kubelet-api/fake-kubelet --example fake-kubelet \
+    -p sriov-device-plugin --example fake-apiserver)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-for binary in sriov-device-plugin sriov examples/vf examples/fake-kubelet; do
+for binary in sriov-device-plugin sriov examples/vf examples/fake-kubelet examples/fake-apiserver; do
     ln -s "$(realpath "$out/$binary")" "$bin/"
 done
 modprobe vfio-pci 2>/dev/null || echo "hardware: no vfio-pci module; the userspace VF scenarios will fail"

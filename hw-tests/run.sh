@@ -27,14 +27,15 @@ cache=${LAB_CACHE:-/var/cache/sriov-lab}
 "$here/setup.sh"
 # The executables the image ships, and the lab's helpers built alongside.
 out=$("$here/../deploy/build-static.sh" -p sriovnet --example vf -p sriov-cni --example cni-bench \
-    -p kubelet-api --features kubelet-api/fake-kubelet --example fake-kubelet)
+    -p kubelet-api --features kubelet-api/fake-kubelet --example fake-kubelet \
+    -p sriov-device-plugin --example fake-apiserver)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kernel=$cache/kernel
 "$here/build-initramfs.sh" "$kernel" "$work/initramfs.gz" \
     "$out/sriov-device-plugin" "$out/sriov" "$out/examples/vf" "$out/examples/cni-bench" \
-    "$out/examples/fake-kubelet"
+    "$out/examples/fake-kubelet" "$out/examples/fake-apiserver"
 
 # KVM here may be PVM-based, where a stock kernel does not boot: use TCG then.
 accel=tcg

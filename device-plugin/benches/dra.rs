@@ -195,7 +195,8 @@ async fn main() {
             checkpoint: work.join("checkpoint.json"),
         },
         receiver,
-    );
+    )
+    .expect("checkpoint");
     let (mut ours, mut ours_unprepare) = (Vec::new(), Vec::new());
     for (n, device) in names.iter().take(CLAIMS).enumerate() {
         let uid = format!("10000000-0000-4000-8000-{n:012}");
@@ -203,6 +204,7 @@ async fn main() {
             request: "vf".into(),
             pool: NODE.into(),
             device: device.clone(),
+            admin_access: false,
         }];
         let begun = Instant::now();
         preparer

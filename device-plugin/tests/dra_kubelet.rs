@@ -338,8 +338,30 @@ async fn kubelet_prepares_and_unprepares_claims_across_a_restart() {
         .unwrap()
         .claims
         .insert(("default".into(), "e".into()), stranger);
+    const UID_F: &str = "f0000000-0000-4000-8000-00000000000f";
+    let mut admin = allocated_claim(
+        "default",
+        "f",
+        UID_F,
+        DRIVER,
+        NODE,
+        &[("net", "0000-3b-01-1")],
+    );
+    let results = admin.status.as_mut().unwrap().allocation.as_mut().unwrap();
+    results.devices.as_mut().unwrap().results.as_mut().unwrap()[0].admin_access = Some(true);
+    shared
+        .lock()
+        .unwrap()
+        .claims
+        .insert(("default".into(), "f".into()), admin);
     let claims = [
         claim("../../escape", "b"),
+        claim(UID_F, "f"),
+        v1::Claim {
+            namespace: "Bad/Ns".into(),
+            uid: "f1000000-0000-4000-8000-00000000000f".into(),
+            name: "x".into(),
+        },
         claim(UID_B, "b"),
         claim(gone, "gone"),
         claim("e0000000-0000-4000-8000-00000000000e", "e"),
@@ -367,6 +389,16 @@ async fn kubelet_prepares_and_unprepares_claims_across_a_restart() {
         error(UID_B)
     );
     assert!(error(gone).contains("default/gone"), "{}", error(gone));
+    assert!(
+        error(UID_F).contains("admin access is not supported"),
+        "{}",
+        error(UID_F)
+    );
+    let bad = error("f1000000-0000-4000-8000-00000000000f");
+    assert!(
+        bad.contains("namespace \"Bad/Ns\" is not a Kubernetes object name"),
+        "{bad}"
+    );
     assert!(
         error("../../escape").contains("\"../../escape\" is not a Kubernetes uid"),
         "{}",
@@ -550,6 +582,78 @@ async fn a_restart_keeps_a_held_pool_in_dra() {
     let answer = unprepare(&channel, &[claim(UID_A, "a")]).await;
     assert_eq!(answer.claims[UID_A].error, "");
     until("the igb pool served to kubelet", || socket.exists()).await;
+}
+
+/// A checkpoint that is not ours to parse is set aside, and the claims are
+/// recovered from their CDI specs: their devices stay held (out of every
+/// pool) until kubelet unprepares them. One that cannot be read at all
+/// stops the daemon, naming it.
+#[tokio::test]
+async fn a_bad_checkpoint_loses_no_claim() {
+    let node = Node::new();
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let kubeconfig = kubeconfig(node.dir.path(), address);
+    let daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    let (_, channel) = kubelet_registers(&node.registry).await;
+    add_claim(&shared, UID_A, "a", &[("net", "0000-3b-01-0")]);
+    add_claim(&shared, UID_B, "b", &[("net", "0000-3b-01-0")]);
+    assert_eq!(
+        prepare(&channel, &[claim(UID_A, "a")]).await.claims[UID_A].error,
+        ""
+    );
+    drop(daemon);
+    let checkpoint = node.dra_plugins.join(DRIVER).join("checkpoint.json");
+    std::fs::write(&checkpoint, "{\"version\": 1, \"claims\": [").unwrap();
+
+    let daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    let (_, channel) = kubelet_registers(&node.registry).await;
+    let devices = || {
+        let mut names: Vec<String> = shared
+            .lock()
+            .unwrap()
+            .slices
+            .values()
+            .flat_map(|s| s.spec.devices.clone().unwrap_or_default())
+            .map(|d| d.name)
+            .collect();
+        names.sort();
+        names
+    };
+    until("the held VF out of the slices", || {
+        devices() == ["0000-3b-01-1", "0000-3b-01-2"]
+    })
+    .await;
+    let error = prepare(&channel, &[claim(UID_B, "b")]).await.claims[UID_B]
+        .error
+        .clone();
+    assert!(error.contains("0000-3b-01-0"), "{error}");
+    assert!(std::fs::read_dir(node.dra_plugins.join(DRIVER))
+        .unwrap()
+        .any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("checkpoint.bad-")));
+    assert_eq!(
+        unprepare(&channel, &[claim(UID_A, "a")]).await.claims[UID_A].error,
+        ""
+    );
+    until("the VF back", || devices().len() == 3).await;
+    assert_eq!(
+        prepare(&channel, &[claim(UID_B, "b")]).await.claims[UID_B].error,
+        ""
+    );
+    drop(daemon);
+
+    std::fs::remove_file(&checkpoint).unwrap();
+    std::fs::create_dir(&checkpoint).unwrap();
+    let mut daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    let status = daemon.0.wait().unwrap();
+    assert!(
+        !status.success(),
+        "a daemon that cannot read its checkpoint does not run"
+    );
 }
 
 /// A driver socket that cannot be made at start (here a file where its

@@ -9,7 +9,13 @@
 //!       registration socket that appears, GetInfo, then dial its endpoint
 //!       (an absolute path, looked up under ROOT) and print
 //!       `registered NAME ENDPOINT`, confirm the registration
-//!       (NotifyRegistrationStatus), and print its lists as `watch` does.
+//!       (NotifyRegistrationStatus), and print its lists as `watch` does;
+//!       for a DRA driver, print its health stream as
+//!       `health POOL/DEVICE=HEALTH ...`.
+//!   fake-kubelet prepare|unprepare SOCKET NAMESPACE NAME UID
+//!       one DRA NodePrepareResources (or NodeUnprepareResources) call for
+//!       one claim; prints `device POOL DEVICE REQUESTS CDI-IDS` lines, or
+//!       `error MESSAGE` and fails.
 //!   fake-kubelet allocate SOCKET ID...
 //!       one Allocate call for one container; prints `env NAME=VALUE`,
 //!       `device HOST CONTAINER PERMISSIONS`, `cdi NAME` lines.
@@ -21,8 +27,10 @@ use std::process::ExitCode;
 use kubelet_api::deviceplugin::v1beta1::{
     device_plugin_client::DevicePluginClient, AllocateRequest, ContainerAllocateRequest, Empty,
 };
+use kubelet_api::dra::v1 as dra;
+use kubelet_api::drahealth::v1alpha1 as health;
 use kubelet_api::pluginregistration::v1::{
-    registration_client::RegistrationClient, InfoRequest, RegistrationStatus,
+    registration_client::RegistrationClient, InfoRequest, RegistrationStatus, DRA_PLUGIN,
 };
 
 fn say(line: String) {
@@ -92,7 +100,82 @@ async fn register(socket: &Path, root: &Path) -> Result<(), String> {
         })
         .await
         .map_err(|e| format!("NotifyRegistrationStatus: {}", e.message()))?;
-    print_lists_on(&info.name, lists).await
+    if info.r#type == DRA_PLUGIN {
+        print_health(lists).await
+    } else {
+        print_lists_on(&info.name, lists).await
+    }
+}
+
+async fn print_health(channel: tonic::transport::Channel) -> Result<(), String> {
+    let mut updates = health::dra_resource_health_client::DraResourceHealthClient::new(channel)
+        .node_watch_resources(health::NodeWatchResourcesRequest {})
+        .await
+        .map_err(|e| e.message().to_string())?
+        .into_inner();
+    while let Some(update) = updates
+        .message()
+        .await
+        .map_err(|e| e.message().to_string())?
+    {
+        let devices: Vec<String> = update
+            .devices
+            .iter()
+            .map(|d| {
+                let id = d.device.clone().unwrap_or_default();
+                let health =
+                    health::HealthStatus::try_from(d.health).map_or("Unknown", |h| h.as_str_name());
+                format!("{}/{}={health}", id.pool_name, id.device_name)
+            })
+            .collect();
+        say(format!("health {}", devices.join(" ")));
+    }
+    Ok(())
+}
+
+/// One DRA call for one claim, as kubelet makes it when a pod starts
+/// (prepare) or is gone (unprepare).
+async fn claim(prepare: bool, socket: PathBuf, claim: dra::Claim) -> Result<(), String> {
+    let channel = kubelet_api::connect_unix(&socket)
+        .await
+        .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+    let mut driver = dra::dra_plugin_client::DraPluginClient::new(channel);
+    let uid = claim.uid.clone();
+    let error = if prepare {
+        let mut answer = driver
+            .node_prepare_resources(dra::NodePrepareResourcesRequest {
+                claims: vec![claim],
+            })
+            .await
+            .map_err(|e| format!("NodePrepareResources: {}", e.message()))?
+            .into_inner();
+        let answer = answer.claims.remove(&uid).unwrap_or_default();
+        for d in &answer.devices {
+            say(format!(
+                "device {} {} {} {}",
+                d.pool_name,
+                d.device_name,
+                d.request_names.join(","),
+                d.cdi_device_ids.join(",")
+            ));
+        }
+        answer.error
+    } else {
+        let mut answer = driver
+            .node_unprepare_resources(dra::NodeUnprepareResourcesRequest {
+                claims: vec![claim],
+            })
+            .await
+            .map_err(|e| format!("NodeUnprepareResources: {}", e.message()))?
+            .into_inner();
+        answer.claims.remove(&uid).unwrap_or_default().error
+    };
+    if error.is_empty() {
+        Ok(())
+    } else {
+        say(format!("error {error}"));
+        Err(error)
+    }
 }
 
 async fn print_lists(resource: &str, socket: &Path) -> Result<(), String> {
@@ -174,11 +257,26 @@ fn main() -> ExitCode {
         [command, registry, root] if command == "plugins" => {
             runtime.block_on(plugins(registry.into(), root.into()))
         }
+        [command, socket, namespace, name, uid]
+            if command == "prepare" || command == "unprepare" =>
+        {
+            runtime.block_on(claim(
+                command == "prepare",
+                socket.into(),
+                dra::Claim {
+                    namespace: namespace.clone(),
+                    uid: uid.clone(),
+                    name: name.clone(),
+                },
+            ))
+        }
         [command, socket, ids @ ..] if command == "allocate" && !ids.is_empty() => {
             runtime.block_on(allocate(socket.into(), ids.to_vec()))
         }
         _ => Err(
-            "usage: fake-kubelet watch DIR | plugins REGISTRY ROOT | allocate SOCKET ID...".into(),
+            "usage: fake-kubelet watch DIR | plugins REGISTRY ROOT | allocate SOCKET ID... \
+             | prepare|unprepare SOCKET NAMESPACE NAME UID"
+                .into(),
         ),
     };
     match outcome {

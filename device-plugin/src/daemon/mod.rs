@@ -134,6 +134,8 @@ pub enum DaemonError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error("DRA: {0}")]
+    Checkpoint(#[from] dra::checkpoint::CheckpointError),
     #[error("handle SIGTERM: {0}")]
     Signal(std::io::Error),
     #[error("no pool could be served in {}; see the warnings above", .0.display())]
@@ -197,32 +199,36 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     // DRA: the publishing task, and the service for kubelet (its
     // checkpoint read now, so that the devices claims hold stay in their
     // pools from the first scan on).
-    let dra_service = options.dra.map(|options| {
-        let (sender, receiver) = watch::channel(None);
-        daemon.dra = Some(sender);
-        let task = tokio::spawn(dra::publish::run(
-            options.node_name.clone(),
-            options.kubeconfig.clone(),
-            options.delete_slices_on_exit,
-            receiver.clone(),
-        ));
-        let paths = dra::prepare::Paths {
-            cdi_dir: options.cdi_dir.clone(),
-            device_info_dir: daemon.settings.device_info_dir.clone(),
-            dev: PathBuf::from(DEV),
-            checkpoint: dra::plugin::socket(&options.plugins_dir).with_file_name("checkpoint.json"),
-        };
-        let preparer =
-            dra::prepare::Preparer::new(options.node_name.clone(), paths, receiver.clone());
-        daemon.dra_held = Some(preparer.held());
-        let service = dra::service::DraService::new(
-            options.node_name.clone(),
-            options.kubeconfig.clone(),
-            preparer,
-            receiver,
-        );
-        (task, service, options)
-    });
+    let dra_service = match options.dra {
+        None => None,
+        Some(options) => {
+            let (sender, receiver) = watch::channel(None);
+            let paths = dra::prepare::Paths {
+                cdi_dir: options.cdi_dir.clone(),
+                device_info_dir: daemon.settings.device_info_dir.clone(),
+                dev: PathBuf::from(DEV),
+                checkpoint: dra::plugin::socket(&options.plugins_dir)
+                    .with_file_name("checkpoint.json"),
+            };
+            let preparer =
+                dra::prepare::Preparer::new(options.node_name.clone(), paths, receiver.clone())?;
+            daemon.dra = Some(sender);
+            daemon.dra_held = Some(preparer.held());
+            let task = tokio::spawn(dra::publish::run(
+                options.node_name.clone(),
+                options.kubeconfig.clone(),
+                options.delete_slices_on_exit,
+                receiver.clone(),
+            ));
+            let service = dra::service::DraService::new(
+                options.node_name.clone(),
+                options.kubeconfig.clone(),
+                preparer,
+                receiver,
+            );
+            Some((task, service, options))
+        }
+    };
     // Devices pods already hold stay where they are, whatever the config
     // says now.
     if daemon.pod_resources_socket.exists() {

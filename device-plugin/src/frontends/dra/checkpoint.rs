@@ -61,7 +61,15 @@ pub enum CheckpointError {
 pub fn load(path: &Path) -> Result<BTreeMap<String, PreparedClaim>, CheckpointError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        // Nothing there (not even its directory): nothing was prepared.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(BTreeMap::new())
+        }
         Err(source) => {
             return Err(CheckpointError::Read {
                 path: path.into(),

@@ -14,6 +14,8 @@ pub struct Allocated {
     pub request: String,
     pub pool: String,
     pub device: String,
+    /// Admin access: to watch a device, even one another claim holds.
+    pub admin_access: bool,
 }
 
 /// Why a claim's allocation could not be read.
@@ -89,6 +91,7 @@ pub fn results(claim: &ResourceClaim, driver: &str) -> Option<Vec<Allocated>> {
                 request: r.request.split('/').next().unwrap_or_default().to_string(),
                 pool: r.pool.clone(),
                 device: r.device.clone(),
+                admin_access: r.admin_access == Some(true),
             })
             .collect(),
     )

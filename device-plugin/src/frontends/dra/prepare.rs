@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::checkpoint::{self, PreparedClaim, PreparedDevice};
+use super::checkpoint::{self, CheckpointError, PreparedClaim, PreparedDevice};
 use super::claims::Allocated;
 use super::slices::device_name;
 use crate::core::container;
@@ -49,15 +49,34 @@ pub struct Preparer {
 
 impl Preparer {
     /// Takes over the claims an earlier run prepared. A checkpoint that
-    /// cannot be read is set aside (`.bad`), said, and its claims forgotten:
-    /// kubelet's Unprepare of them still succeeds and removes their specs.
-    pub fn new(node: String, paths: Paths, pools: watch::Receiver<Option<Vec<PoolView>>>) -> Self {
-        let prepared = checkpoint::load(&paths.checkpoint).unwrap_or_else(|e| {
-            let aside = paths.checkpoint.with_extension("bad");
-            warn!("{e}; set aside as {}", aside.display());
-            let _ = std::fs::rename(&paths.checkpoint, &aside);
-            BTreeMap::new()
-        });
+    /// cannot be read (an I/O error) stops the daemon: starting without it
+    /// would hand held devices out again. One that is not ours to parse is
+    /// set aside (`checkpoint.bad-<seconds>`), and its claims are recovered
+    /// from their CDI specs: their devices stay held, out of every pool,
+    /// until kubelet unprepares them.
+    pub fn new(
+        node: String,
+        paths: Paths,
+        pools: watch::Receiver<Option<Vec<PoolView>>>,
+    ) -> Result<Self, CheckpointError> {
+        let prepared = match checkpoint::load(&paths.checkpoint) {
+            Ok(prepared) => prepared,
+            Err(e @ CheckpointError::Parse { .. }) => {
+                let seconds = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = paths.checkpoint.with_extension(format!("bad-{seconds}"));
+                let _ = std::fs::rename(&paths.checkpoint, &aside);
+                let recovered = recover(&paths.cdi_dir, &node);
+                warn!(
+                    "{e}; set aside as {}; {} claims recovered from their CDI specs",
+                    aside.display(),
+                    recovered.len()
+                );
+                recovered
+            }
+            Err(e) => return Err(e),
+        };
         let preparer = Preparer {
             node,
             paths,
@@ -66,7 +85,7 @@ impl Preparer {
             held: watch::Sender::new(Pins::new()),
         };
         preparer.update_held();
-        preparer
+        Ok(preparer)
     }
 
     /// The devices prepared claims hold, kept current.
@@ -77,7 +96,9 @@ impl Preparer {
     /// The claim as prepared before, if it still is (its CDI spec is there:
     /// a node reboot empties /var/run but not the checkpoint).
     pub fn already(&self, uid: &str) -> Option<PreparedClaim> {
-        let claim = self.prepared.get(uid).filter(|_| check_uid(uid).is_ok())?;
+        let claim = self.prepared.get(uid).filter(|c| {
+            check_uid(uid).is_ok() && !c.devices.iter().any(|d| d.resource.is_empty())
+        })?;
         spec_path(&self.paths.cdi_dir, uid)
             .exists()
             .then(|| claim.clone())
@@ -108,6 +129,12 @@ impl Preparer {
         // Each device once, with every request it satisfies.
         let mut chosen: Vec<(&Allocated, Vec<String>, &PoolView, &Member)> = Vec::new();
         for result in allocated {
+            if result.admin_access {
+                return Err(format!(
+                    "device {}: admin access is not supported by this driver",
+                    result.device
+                ));
+            }
             if let Some(entry) = chosen.iter_mut().find(|c| c.0.device == result.device) {
                 entry.1.push(result.request.clone());
                 continue;
@@ -230,6 +257,71 @@ impl Preparer {
             changed
         });
     }
+}
+
+/// The claims whose CDI specs are in `dir`, as far as the specs tell: the
+/// uid from the file name and each device from its CDI name. Their
+/// requests and pools are unknown (an empty resource keeps a device out
+/// of every pool), so they are never answered from here: a prepare reads
+/// them again.
+fn recover(dir: &Path, node: &str) -> BTreeMap<String, PreparedClaim> {
+    let mut claims = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return claims;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(uid) = file
+            .strip_prefix(SPEC_PREFIX)
+            .and_then(|f| f.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let Ok(spec) = std::fs::read(entry.path())
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_slice::<Value>(&text).map_err(|e| e.to_string()))
+        else {
+            continue;
+        };
+        let devices = spec["devices"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| {
+                let device = d["name"].as_str()?.strip_prefix(uid)?.strip_prefix('-')?;
+                Some(PreparedDevice {
+                    requests: Vec::new(),
+                    pool: node.to_string(),
+                    device: device.to_string(),
+                    pci_address: pci_address(device)?,
+                    resource: String::new(),
+                    cdi_device_id: format!("{CDI_KIND}={uid}-{device}"),
+                })
+            })
+            .collect();
+        claims.insert(
+            uid.to_string(),
+            PreparedClaim {
+                namespace: String::new(),
+                name: String::new(),
+                devices,
+            },
+        );
+    }
+    claims
+}
+
+/// The PCI address a device is named after (`0000-3b-01-0`).
+fn pci_address(device: &str) -> Option<String> {
+    let [domain, bus, slot, function] = device.split('-').collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let address = format!("{domain}:{bus}:{slot}.{function}");
+    address
+        .parse::<sriovnet::PciAddress>()
+        .ok()
+        .map(|a| a.to_string())
 }
 
 /// A claim's uid as Kubernetes makes them (a UUID): it names files, so

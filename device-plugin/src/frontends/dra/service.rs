@@ -22,6 +22,7 @@ use super::checkpoint::PreparedClaim;
 use super::prepare::{check_uid, Preparer};
 use super::slices::device_name;
 use super::{claims, client, DRIVER};
+use crate::core::config::valid_prefix;
 use crate::core::view::PoolView;
 
 /// What kubelet calls; cheap to clone (every clone shares the state).
@@ -86,8 +87,16 @@ impl DraService {
 
     /// Reads the claim's allocation, then prepares it.
     async fn prepare_anew(&self, claim: &v1::Claim) -> Result<PreparedClaim, String> {
-        // The uid names files: checked before anything else.
+        // The uid names files, namespace and name a URL: checked first.
         check_uid(&claim.uid)?;
+        for (what, value) in [("namespace", &claim.namespace), ("name", &claim.name)] {
+            if !valid_prefix(value) {
+                return Err(format!(
+                    "claim {what} \"{}\" is not a Kubernetes object name",
+                    value.escape_default()
+                ));
+            }
+        }
         let allocated = self.allocated(claim).await?;
         self.preparer()
             .prepare(&claim.uid, &claim.namespace, &claim.name, &allocated)
