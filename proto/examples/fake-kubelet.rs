@@ -58,16 +58,27 @@ async fn watch(dir: PathBuf) -> Result<(), String> {
 }
 
 async fn plugins(registry: PathBuf, root: PathBuf) -> Result<(), String> {
-    let mut seen = std::collections::HashSet::new();
+    // Sockets being served; one whose plugin went away is registered again
+    // when it is back (a restarted plugin makes its socket anew, which
+    // kubelet's watcher sees as a new one).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
     loop {
         let entries = std::fs::read_dir(&registry)
             .map_err(|e| format!("read {}: {e}", registry.display()))?;
         for socket in entries.flatten().map(|e| e.path()) {
-            if socket.extension().is_some_and(|x| x == "sock") && seen.insert(socket.clone()) {
-                let root = root.clone();
+            let new = seen
+                .lock()
+                .map(|mut s| s.insert(socket.clone()))
+                .unwrap_or(false);
+            if socket.extension().is_some_and(|x| x == "sock") && new {
+                let (root, seen) = (root.clone(), seen.clone());
                 tokio::spawn(async move {
                     if let Err(e) = register(&socket, &root).await {
                         say(format!("error {} {e}", socket.display()));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.remove(&socket);
                     }
                 });
             }

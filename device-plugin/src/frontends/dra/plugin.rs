@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::service::DraService;
 use super::DRIVER;
-use crate::frontends::kubelet::endpoint::{bind, BindError};
+use crate::frontends::kubelet::endpoint::{bind, serve_on, BindError};
 use crate::frontends::kubelet::registration::serve_registration;
 
 /// Where kubelet looks for DRA drivers' sockets: `<dir>/<driver>/dra.sock`.
@@ -114,19 +114,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Serves on the socket; if the server ever stops, binds again and goes on.
+/// Serves the driver's three services on the socket, for good.
 async fn serve(service: DraService, socket: PathBuf, listener: tokio::net::UnixListener) {
-    let mut listener = Some(listener);
-    loop {
-        let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
-            Ok(l) => kubelet_api::legacy_authority::incoming(l),
-            Err(e) => {
-                warn!("DRA: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let served = tonic::transport::Server::builder()
+    serve_on("DRA".into(), socket, listener, move || {
+        tonic::transport::Server::builder()
             .add_service(v1::dra_plugin_server::DraPluginServer::new(service.clone()))
             .add_service(v1beta1::dra_plugin_server::DraPluginServer::new(
                 service.clone(),
@@ -134,14 +125,8 @@ async fn serve(service: DraService, socket: PathBuf, listener: tokio::net::UnixL
             .add_service(
                 health::dra_resource_health_server::DraResourceHealthServer::new(service.clone()),
             )
-            .serve_with_incoming(incoming)
-            .await;
-        match served {
-            Ok(()) => warn!("DRA: server closed; serving again"),
-            Err(e) => warn!("DRA: server stopped: {e}; serving again"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await
 }
 
 impl Drop for Plugin {

@@ -238,9 +238,14 @@ impl health::dra_resource_health_server::DraResourceHealth for DraService {
         let (node, mut pools) = (self.node.clone(), self.pools.clone());
         tokio::spawn(async move {
             loop {
-                let devices = {
-                    let pools = pools.borrow_and_update();
-                    health_of(pools.as_deref().unwrap_or_default())
+                let devices = pools.borrow_and_update().as_deref().map(health_of);
+                let Some(devices) = devices else {
+                    // Not routed yet, or shutting down: no news to give
+                    // (an empty report would say every device is gone).
+                    if pools.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
                 };
                 if sender.send(Ok(report(&node, &devices))).await.is_err() {
                     return; // kubelet hung up
@@ -271,8 +276,9 @@ async fn wait_for_change(
         if pools.changed().await.is_err() {
             return false;
         }
-        if health_of(pools.borrow_and_update().as_deref().unwrap_or_default()) != sent {
-            return true;
+        match pools.borrow().as_deref().map(health_of) {
+            Some(now) if now == sent => {}
+            _ => return true,
         }
     }
 }

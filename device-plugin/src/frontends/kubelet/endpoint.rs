@@ -111,34 +111,19 @@ impl Served {
             self.counters.clone(),
             self.settings.cdi_dir.is_some(),
         );
-        self.server = Some(tokio::spawn(async move {
-            let mut listener = Some(listener);
-            loop {
-                let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
-                    Ok(l) => kubelet_api::legacy_authority::incoming(l),
-                    Err(e) => {
-                        warn!("{resource}: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                let service = DevicePluginServer::new(PoolService::new(
+        self.server = Some(tokio::spawn(serve_on(
+            resource,
+            socket,
+            listener,
+            move || {
+                Server::builder().add_service(DevicePluginServer::new(PoolService::new(
                     view.clone(),
                     device_info_dir.clone(),
                     counters.clone(),
                     cdi,
-                ));
-                let served = Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming(incoming)
-                    .await;
-                match served {
-                    Ok(()) => warn!("{resource}: server closed; serving again"),
-                    Err(e) => warn!("{resource}: server stopped: {e}; serving again"),
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }));
+                )))
+            },
+        )));
         Ok(())
     }
 
@@ -256,6 +241,33 @@ impl Served {
                 &self.endpoint,
             ));
         }
+    }
+}
+
+/// Serves `router()` on the socket for good: if the server ever stops, the
+/// socket is bound again and a fresh router serves it. `name` says whose
+/// socket it is in the logs.
+pub async fn serve_on(
+    name: String,
+    socket: PathBuf,
+    listener: UnixListener,
+    router: impl Fn() -> tonic::transport::server::Router,
+) {
+    let mut listener = Some(listener);
+    loop {
+        let incoming = match listener.take().map(Ok).unwrap_or_else(|| bind(&socket)) {
+            Ok(l) => kubelet_api::legacy_authority::incoming(l),
+            Err(e) => {
+                warn!("{name}: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        match router().serve_with_incoming(incoming).await {
+            Ok(()) => warn!("{name}: server closed; serving again"),
+            Err(e) => warn!("{name}: server stopped: {e}; serving again"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
