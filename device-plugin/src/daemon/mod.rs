@@ -464,7 +464,16 @@ impl Daemon {
         }
         match &self.dra {
             Some(sender) => {
-                sender.send_replace(Some(dra));
+                // Only news wakes the publisher and the health streams: a
+                // rescan that changed nothing (a claim released) costs no
+                // pass over the API server.
+                sender.send_if_modified(|current| {
+                    let changed = current.as_ref() != Some(&dra);
+                    if changed {
+                        *current = Some(dra);
+                    }
+                    changed
+                });
             }
             None => {
                 for view in dra {

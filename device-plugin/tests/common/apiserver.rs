@@ -99,7 +99,13 @@ fn selected(query: &str, slice: &ResourceSlice) -> bool {
         })
 }
 
-async fn list(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+/// A list, whole or as metadata only (`Accept: ...;as=PartialObjectMetadataList`,
+/// as the API server answers it).
+async fn list(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let server = &mut shared.lock().unwrap();
     if let Some(failure) = failing(server) {
         return failure;
@@ -110,9 +116,27 @@ async fn list(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Respon
         .values()
         .filter(|s| selected(&query, s))
         .collect();
+    let metadata_only = headers
+        .get("accept")
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+    let version = server.version.to_string();
+    if metadata_only {
+        let items: Vec<_> = items
+            .iter()
+            .map(|s| {
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                            "metadata": s.metadata})
+            })
+            .collect();
+        return ok(
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+            "metadata": {"resourceVersion": version}, "items": items}),
+        );
+    }
     ok(
         json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSliceList",
-        "metadata": {"resourceVersion": server.version.to_string()}, "items": items}),
+        "metadata": {"resourceVersion": version}, "items": items}),
     )
 }
 

@@ -1,22 +1,29 @@
 //! Keeps a node's ResourceSlices on the API server equal to its pools.
 //!
-//! Each pass lists the slices of this node and driver (a field selector),
-//! compares them with what the pools give, and writes only what differs:
-//! creates, replaces (with the resourceVersion read, so a concurrent writer
-//! is a 409, not a lost update) and deletes the stale ones (a restart with
-//! fewer devices, or a previous daemon's). The pool's generation goes up
-//! whenever its content changes, and every slice is rewritten with it, so
-//! a reader never mixes slices of two generations as one pool.
+//! Each pass lists the slices of this node and driver (a field selector,
+//! metadata only), compares them with what the pools give by digest, and
+//! writes only when they differ: creates, replaces (with the
+//! resourceVersion read, so a concurrent writer is a 409, not a lost
+//! update) and deletes the stale ones (a restart with fewer devices, or a
+//! previous daemon's). The pool's generation goes up whenever its content
+//! changes, and every slice is rewritten with it, so a reader never mixes
+//! slices of two generations as one pool.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node as KubeNode;
 use k8s_openapi::api::resource::v1::ResourceSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use tracing::{debug, warn};
 
-use super::slices::{slices, Node};
+use super::slices::{digest, slice_name, Node, Plan};
+
+/// Annotations of our slices: the digest of the spec, and the pool's
+/// generation, so that a pass reads back metadata only.
+const DIGEST: &str = "sriovnetwork.k8snetworkplumbingwg.io/spec-digest";
+const GENERATION: &str = "sriovnetwork.k8snetworkplumbingwg.io/pool-generation";
 use crate::core::view::PoolView;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,53 +99,102 @@ impl Publisher {
         })
     }
 
-    async fn existing(&self) -> Result<Vec<ResourceSlice>, PublishError> {
-        let selector = format!(
+    fn selector(&self) -> ListParams {
+        ListParams::default().fields(&format!(
             "spec.nodeName={},spec.driver={}",
             self.node.name, self.driver
-        );
-        self.slices
-            .list(&ListParams::default().fields(&selector))
-            .await
-            .map(|list| list.items)
-            .map_err(|source| PublishError::List {
-                node: self.node.name.clone(),
-                source,
-            })
+        ))
     }
 
-    /// One pass: the API server ends up with exactly the pools' slices.
-    pub async fn publish(&self, pools: &[PoolView]) -> Result<Changes, PublishError> {
-        let existing = self.existing().await?;
-        let current = existing
+    fn list_error(&self, source: kube::Error) -> PublishError {
+        PublishError::List {
+            node: self.node.name.clone(),
+            source,
+        }
+    }
+
+    /// The names, resourceVersions and annotations of this node's slices:
+    /// what a pass compares, without their devices.
+    async fn existing(&self) -> Result<Vec<ObjectMeta>, PublishError> {
+        self.slices
+            .list_metadata(&self.selector())
+            .await
+            .map(|list| list.items.into_iter().map(|s| s.metadata).collect())
+            .map_err(|source| self.list_error(source))
+    }
+
+    /// The pool's generation, read from the slices' specs: for slices
+    /// without our annotations (written by an older daemon, or another).
+    async fn generation_in_specs(&self) -> Result<i64, PublishError> {
+        let list = self
+            .slices
+            .list(&self.selector())
+            .await
+            .map_err(|source| self.list_error(source))?;
+        Ok(list
+            .items
             .iter()
             .map(|s| s.spec.pool.generation)
             .max()
-            .unwrap_or(0);
-        let mut generation = current;
-        let mut desired = slices(&self.driver, &self.node, generation, pools);
-        if !same_content(&desired, &existing) {
-            generation = current + 1;
-            desired = slices(&self.driver, &self.node, generation, pools);
-        }
+            .unwrap_or(0))
+    }
+
+    /// One pass: the API server ends up with exactly the pools' slices.
+    /// Slices are compared by digest ([`digest`], kept in an annotation with
+    /// the generation), built one at a time, and written only when the pool
+    /// changed, then all of them, with the next generation.
+    pub async fn publish(&self, pools: &[PoolView]) -> Result<Changes, PublishError> {
+        let existing = self.existing().await?;
+        let plan = Plan::new(pools);
+        let digests: Vec<String> = (0..plan.count())
+            .map(|index| digest(&plan.slice(&self.driver, &self.node, 0, index).spec))
+            .collect();
+        let annotation = |meta: &ObjectMeta, key: &str| {
+            meta.annotations.as_ref().and_then(|a| a.get(key)).cloned()
+        };
+        let generations: Option<Vec<i64>> = existing
+            .iter()
+            .map(|m| annotation(m, GENERATION)?.parse().ok())
+            .collect();
+        let current = match generations {
+            Some(generations) => generations.into_iter().max().unwrap_or(0),
+            None => self.generation_in_specs().await?,
+        };
+        let name = |index| slice_name(&self.node.name, &self.driver, index);
+        let unchanged = existing.len() == digests.len()
+            && digests.iter().enumerate().all(|(index, digest)| {
+                existing.iter().any(|m| {
+                    m.name.as_deref() == Some(&name(index))
+                        && annotation(m, DIGEST).as_ref() == Some(digest)
+                        && annotation(m, GENERATION) == Some(current.to_string())
+                })
+            });
+        let generation = if unchanged { current } else { current + 1 };
         let mut changes = Changes {
             generation,
             ..Changes::default()
         };
-        for mut slice in desired.iter().cloned() {
-            let name = slice.metadata.name.clone().unwrap_or_default();
-            let found = existing
-                .iter()
-                .find(|e| e.metadata.name.as_deref() == Some(&name));
+        if unchanged {
+            return Ok(changes);
+        }
+        for (index, digest) in digests.iter().enumerate() {
+            let mut slice = plan.slice(&self.driver, &self.node, generation, index);
+            let name = name(index);
+            slice.metadata.annotations = Some(
+                [
+                    (DIGEST.to_string(), digest.clone()),
+                    (GENERATION.to_string(), generation.to_string()),
+                ]
+                .into(),
+            );
             let write = |action, source| PublishError::Write {
                 action,
                 name: name.clone(),
                 source,
             };
-            match found {
-                Some(old) if old.spec == slice.spec => {}
+            match existing.iter().find(|m| m.name.as_deref() == Some(&name)) {
                 Some(old) => {
-                    slice.metadata.resource_version = old.metadata.resource_version.clone();
+                    slice.metadata.resource_version = old.resource_version.clone();
                     self.slices
                         .replace(&name, &PostParams::default(), &slice)
                         .await
@@ -155,12 +211,9 @@ impl Publisher {
             }
         }
         for old in &existing {
-            let name = old.metadata.name.clone().unwrap_or_default();
-            if desired
-                .iter()
-                .all(|d| d.metadata.name.as_deref() != Some(&name))
-            {
-                self.delete(&name).await?;
+            let stale = old.name.as_deref().unwrap_or_default();
+            if !(0..digests.len()).any(|index| name(index) == stale) {
+                self.delete(stale).await?;
                 changes.deleted += 1;
             }
         }
@@ -170,8 +223,8 @@ impl Publisher {
     /// Deletes every slice of this node and driver (at shutdown, when asked).
     pub async fn remove_all(&self) -> Result<usize, PublishError> {
         let existing = self.existing().await?;
-        for slice in &existing {
-            self.delete(slice.metadata.name.as_deref().unwrap_or_default())
+        for meta in &existing {
+            self.delete(meta.name.as_deref().unwrap_or_default())
                 .await?;
         }
         Ok(existing.len())
@@ -189,16 +242,6 @@ impl Publisher {
             }),
         }
     }
-}
-
-/// Whether the slices there hold what `desired` holds, generation aside.
-fn same_content(desired: &[ResourceSlice], existing: &[ResourceSlice]) -> bool {
-    desired.len() == existing.len()
-        && desired.iter().all(|d| {
-            existing
-                .iter()
-                .any(|e| e.metadata.name == d.metadata.name && e.spec == d.spec)
-        })
 }
 
 /// How long one publishing pass may take.

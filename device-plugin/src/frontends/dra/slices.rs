@@ -39,25 +39,57 @@ pub fn slices(
     generation: i64,
     pools: &[PoolView],
 ) -> Vec<ResourceSlice> {
-    let mut devices: Vec<SliceDevice> = pools
-        .iter()
-        .flat_map(|pool| {
-            let resource = pool.config.resource_name();
-            pool.members
-                .iter()
-                .map(move |member| device(driver, &resource, member))
-        })
-        .collect();
-    devices.sort_by(|a, b| a.name.cmp(&b.name));
-    let chunks: Vec<Vec<SliceDevice>> = devices
-        .chunks(MAX_DEVICES)
-        .map(<[SliceDevice]>::to_vec)
-        .collect();
-    let count = chunks.len() as i64;
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(index, devices)| ResourceSlice {
+    let plan = Plan::new(pools);
+    (0..plan.count())
+        .map(|index| plan.slice(driver, node, generation, index))
+        .collect()
+}
+
+/// Which device goes in which slice, without building any: a slice is
+/// built when it is written (2048 VFs make some 7 MB of slices, which the
+/// daemon never holds at once).
+pub struct Plan<'a> {
+    /// Each pool's resource name, by pool.
+    resources: Vec<String>,
+    /// Every device by name, with its pool's index: slice order.
+    devices: Vec<(String, usize, &'a Member)>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(pools: &'a [PoolView]) -> Self {
+        let mut devices: Vec<(String, usize, &Member)> = pools
+            .iter()
+            .enumerate()
+            .flat_map(|(pool, view)| {
+                view.members
+                    .iter()
+                    .map(move |m| (device_name(m.device.address), pool, m))
+            })
+            .collect();
+        devices.sort_by(|a, b| a.0.cmp(&b.0));
+        Plan {
+            resources: pools.iter().map(|p| p.config.resource_name()).collect(),
+            devices,
+        }
+    }
+
+    /// How many slices the pool takes.
+    pub fn count(&self) -> usize {
+        self.devices.len().div_ceil(MAX_DEVICES)
+    }
+
+    /// Slice `index` of [`Plan::count`], as pool generation `generation`.
+    pub fn slice(&self, driver: &str, node: &Node, generation: i64, index: usize) -> ResourceSlice {
+        let chunk = self
+            .devices
+            .chunks(MAX_DEVICES)
+            .nth(index)
+            .unwrap_or_default();
+        let devices = chunk
+            .iter()
+            .map(|(_, pool, member)| device(driver, &self.resources[*pool], member))
+            .collect();
+        ResourceSlice {
             metadata: ObjectMeta {
                 name: Some(slice_name(&node.name, driver, index)),
                 owner_references: Some(vec![OwnerReference {
@@ -76,13 +108,42 @@ pub fn slices(
                 pool: ResourcePool {
                     name: node.name.clone(),
                     generation,
-                    resource_slice_count: count,
+                    resource_slice_count: self.count() as i64,
                 },
                 devices: Some(devices),
                 ..ResourceSliceSpec::default()
             },
-        })
-        .collect()
+        }
+    }
+}
+
+/// A digest of a slice's spec as published, its generation aside: the
+/// publisher compares slices by it, and keeps it in an annotation, so that
+/// it reads back names and annotations only, never every device.
+/// FNV-1a (64 bits) of the spec's JSON: stable across builds and releases.
+pub fn digest(spec: &ResourceSliceSpec) -> String {
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            for byte in bytes {
+                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut spec_only = Fnv(0xcbf2_9ce4_8422_2325);
+    let pool = ResourcePool {
+        generation: 0,
+        ..spec.pool.clone()
+    };
+    let _ = serde_json::to_writer(&mut spec_only, &pool);
+    let _ = serde_json::to_writer(&mut spec_only, &spec.driver);
+    let _ = serde_json::to_writer(&mut spec_only, &spec.node_name);
+    let _ = serde_json::to_writer(&mut spec_only, &spec.devices);
+    format!("{:016x}", spec_only.0)
 }
 
 /// `<node>-<driver>-<n>`: stable, so a restarted daemon finds and updates
