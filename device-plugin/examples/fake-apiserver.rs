@@ -6,7 +6,8 @@
 //! `CLAIMS_DIR/<namespace>/<name>.json`, on ADDRESS (e.g. 127.0.0.1:6443,
 //! plain HTTP); prints the node's published devices whenever they change,
 //! as `slices GENERATION DEVICE=HEALTHY ...` (sorted; HEALTHY is the
-//! device's `healthy` attribute).
+//! device's `healthy` attribute), then the first device's attributes as
+//! `attributes DEVICE NAME=VALUE ...` (sorted).
 
 #[path = "../tests/common/apiserver.rs"]
 mod apiserver;
@@ -41,7 +42,31 @@ fn published(shared: &Shared) -> String {
         })
         .collect();
     devices.sort();
-    format!("slices {} {}", generation.unwrap_or(0), devices.join(" "))
+    let first = slices
+        .iter()
+        .flat_map(|s| s.spec.devices.clone().unwrap_or_default())
+        .min_by(|a, b| a.name.cmp(&b.name));
+    let attributes = first.map_or(String::new(), |d| {
+        let values = d
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, a)| {
+                let value = a
+                    .string
+                    .or(a.version)
+                    .or(a.int.map(|i| i.to_string()))
+                    .or(a.bool.map(|b| b.to_string()))
+                    .unwrap_or_default();
+                format!(" {name}={value}")
+            });
+        format!("\nattributes {}{}", d.name, values.collect::<String>())
+    });
+    format!(
+        "slices {} {}{attributes}",
+        generation.unwrap_or(0),
+        devices.join(" ")
+    )
 }
 
 async fn run(address: String, claims: String) -> Result<(), String> {

@@ -287,6 +287,7 @@ fn a_vf_as_the_api_server_reads_it() {
             format!("{sriov}/pciAddress"): {"string": "0000:3b:01.0"},
             format!("{sriov}/PFName"): {"string": "ens2f0"},
             format!("{sriov}/pfPciAddress"): {"string": "0000:3b:00.0"},
+            format!("{sriov}/pfDeviceID"): {"string": "159b"},
             format!("{sriov}/vfID"): {"int": 0},
             format!("{sriov}/linkType"): {"string": "ethernet"},
             format!("{sriov}/rdmaCapable"): {"bool": false},

@@ -53,6 +53,18 @@ impl Sysfs {
         self.pci_device(address).join("infiniband").is_dir()
     }
 
+    /// The PCIe root complex a function hangs off, as the kernel names it in
+    /// the function's path under `/sys/devices` (`pci0000:00`, from
+    /// `bus/pci/devices/<address>`, a link there); None when the tree does
+    /// not say (a fake tree that lays functions out flat).
+    pub fn pcie_root(&self, address: PciAddress) -> Option<String> {
+        let target = std::fs::read_link(self.pci_device(address)).ok()?;
+        target.components().find_map(|c| {
+            let name = c.as_os_str().to_str()?;
+            (name.len() > 3 && name.starts_with("pci")).then(|| name.to_string())
+        })
+    }
+
     /// A PCI function's `acpi_index` (firmware's slot index), if it has one.
     pub fn acpi_index(&self, address: PciAddress) -> Option<String> {
         let text = std::fs::read_to_string(self.pci_device(address).join("acpi_index")).ok()?;

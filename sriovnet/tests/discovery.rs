@@ -415,3 +415,24 @@ fn this_hosts_sysfs_scans_without_error() {
     // The machine's real /sys: whatever it has, reading it must work.
     Sysfs::default().scan(&no_routes()).unwrap();
 }
+
+/// The PCIe root complex comes from the function's path under
+/// /sys/devices, as the kernel links `bus/pci/devices/<address>` there; a
+/// tree that lays functions out flat has none.
+#[test]
+fn pcie_root_from_the_device_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path());
+    let real = "devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0";
+    fake.write(&format!("{real}/vendor"), "0x8086\n").unwrap();
+    fake.link("bus/pci/devices/0000:3b:00.0", &format!("../../../{real}"))
+        .unwrap();
+    fake.add_device("0000:5e:00.0", 0x8086, 0x159b, Some("ice"), 0)
+        .unwrap();
+    let sysfs = fake.sysfs();
+    assert_eq!(
+        sysfs.pcie_root(addr("0000:3b:00.0")).as_deref(),
+        Some("pci0000:3a")
+    );
+    assert_eq!(sysfs.pcie_root(addr("0000:5e:00.0")), None);
+}

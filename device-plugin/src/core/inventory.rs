@@ -21,6 +21,8 @@ pub struct Device {
     /// The PF's netdev and address, and this VF's index; None for a PF.
     pub pf_name: Option<String>,
     pub pf_address: Option<PciAddress>,
+    /// The PF's PCI device id; None for a PF.
+    pub pf_device: Option<u16>,
     pub vf_index: Option<u32>,
     pub numa_node: Option<u32>,
     pub iommu_group: Option<u32>,
@@ -28,12 +30,20 @@ pub struct Device {
     pub acpi_index: Option<String>,
     /// The function has RDMA resources (an `infiniband` directory).
     pub rdma: bool,
+    /// The PCIe root complex it hangs off (`pci0000:00`), if the tree says.
+    pub pcie_root: Option<String>,
 }
 
 impl Device {
-    /// A VF's link type is its PF's, and a VF has no ACPI index (ACPI
-    /// describes slots, and VFs are not in them): neither is read per VF.
-    fn from_vf(sysfs: &Sysfs, pf: &PhysicalFunction, vf: &VirtualFunction) -> Self {
+    /// A VF's link type and PCIe root are its PF's, and a VF has no ACPI
+    /// index (ACPI describes slots, and VFs are not in them): none is read
+    /// per VF.
+    fn from_vf(
+        sysfs: &Sysfs,
+        pf: &PhysicalFunction,
+        pcie_root: &Option<String>,
+        vf: &VirtualFunction,
+    ) -> Self {
         let primary = pf.netdevs.first();
         Device {
             address: vf.address,
@@ -43,12 +53,14 @@ impl Device {
             netdev: vf.netdev.clone(),
             pf_name: primary.map(|n| n.name.clone()),
             pf_address: Some(pf.address),
+            pf_device: Some(pf.device),
             vf_index: Some(vf.index),
             numa_node: vf.numa_node,
             iommu_group: vf.iommu_group,
             link_type: primary.map(|n| n.link_type),
             acpi_index: None,
             rdma: sysfs.has_rdma(vf.address),
+            pcie_root: pcie_root.clone(),
         }
     }
 
@@ -61,12 +73,14 @@ impl Device {
             netdev: pf.netdevs.first().map(|n| n.name.clone()),
             pf_name: None,
             pf_address: None,
+            pf_device: None,
             vf_index: None,
             numa_node: pf.numa_node,
             iommu_group: None,
             link_type: pf.netdevs.first().map(|n| n.link_type),
             acpi_index: sysfs.acpi_index(pf.address),
             rdma: sysfs.has_rdma(pf.address),
+            pcie_root: sysfs.pcie_root(pf.address),
         }
     }
 }
@@ -95,6 +109,7 @@ pub fn candidates(
 ) -> Vec<Device> {
     let mut devices = Vec::new();
     for pf in &inventory.pfs {
+        let pcie_root = sysfs.pcie_root(pf.address);
         if pf.num_vfs == 0 && !pf.carries_default_route() {
             devices.push(Device::from_pf(sysfs, pf));
         }
@@ -106,7 +121,7 @@ pub fn candidates(
             {
                 continue;
             }
-            devices.push(Device::from_vf(sysfs, pf, vf));
+            devices.push(Device::from_vf(sysfs, pf, &pcie_root, vf));
         }
     }
     devices.sort_by_key(|d| d.address);

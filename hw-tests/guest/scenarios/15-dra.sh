@@ -43,6 +43,13 @@ socket=/run/kubelet/plugins/sriovnetwork.k8snetworkplumbingwg.io/dra.sock
 wait_until "grep -qxF 'registered sriovnetwork.k8snetworkplumbingwg.io $socket' /tmp/kubelet.out"
 wait_until "grep -qxF 'health $(all worker-1/ HEALTHY)' /tmp/kubelet.out"
 [ "$(stat -c %a "$socket")" = 600 ] || fail "socket mode $(stat -c %a "$socket")"
+# Attributes the real tree gives: the PF's device id and the PCIe root.
+root=$(readlink -f "/sys/bus/pci/devices/$pf" | tr '/' '\n' | grep '^pci' | head -1)
+pf_id=$(sed 's/^0x//' "/sys/bus/pci/devices/$pf/device")
+grep "^attributes $(name "$vf0") " /tmp/api.out | tail -1 | tr ' ' '\n' >/tmp/attributes
+grep -qxF "resource.kubernetes.io/pcieRoot=$root" /tmp/attributes || fail "no pcieRoot $root: $(cat /tmp/attributes)"
+grep -qxF "sriovnetwork.k8snetworkplumbingwg.io/pfDeviceID=$pf_id" /tmp/attributes || fail "no pfDeviceID $pf_id"
+grep -qxF "k8s.cni.cncf.io/resourceName=intel.com/igb" /tmp/attributes || fail "no resourceName"
 
 # A claim for a netdev VF and the vfio one.
 claim() { # NAME UID DEVICE...

@@ -168,6 +168,9 @@ fn device(driver: &str, resource: &str, member: &Member) -> SliceDevice {
     if let Some(pf) = d.pf_address {
         put(driver, "pfPciAddress", string(pf.to_string()));
     }
+    if let Some(pf) = d.pf_device {
+        put(driver, "pfDeviceID", string(format!("{pf:04x}")));
+    }
     if let Some(index) = d.vf_index {
         put(driver, "vfID", int(index.into()));
     }
@@ -188,6 +191,9 @@ fn device(driver: &str, resource: &str, member: &Member) -> SliceDevice {
         "pciBusID",
         string(address.clone()),
     );
+    if let Some(root) = &d.pcie_root {
+        put("resource.kubernetes.io", "pcieRoot", string(root.clone()));
+    }
     // -1 when unknown, as dra-driver-sriov has it.
     put(
         "dra.net",
