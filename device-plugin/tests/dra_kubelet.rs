@@ -656,6 +656,42 @@ async fn a_bad_checkpoint_loses_no_claim() {
     );
 }
 
+/// An Unprepare that arrives while the Prepare of the same claim waits on
+/// the API server waits its turn, then undoes it: the claim does not end
+/// up prepared with kubelet believing it is not.
+#[tokio::test]
+async fn an_unprepare_waits_for_the_prepare_of_its_claim() {
+    let node = Node::new();
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let kubeconfig = kubeconfig(node.dir.path(), address);
+    let _daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    let (_, channel) = kubelet_registers(&node.registry).await;
+    add_claim(&shared, UID_A, "a", &[("net", "0000-3b-01-0")]);
+    shared.lock().unwrap().claim_delay = Duration::from_secs(1);
+    let preparing = {
+        let channel = channel.clone();
+        tokio::spawn(async move { prepare(&channel, &[claim(UID_A, "a")]).await })
+    };
+    // The request arrived (the answer is a second away).
+    until("the claim being read", || {
+        let server = shared.lock().unwrap();
+        server
+            .requests
+            .iter()
+            .any(|(_, path)| path.ends_with("/resourceclaims/a"))
+    })
+    .await;
+    assert_eq!(reads(&shared), 0);
+    let answer = unprepare(&channel, &[claim(UID_A, "a")]).await;
+    assert_eq!(answer.claims[UID_A].error, "");
+    assert_eq!(preparing.await.unwrap().claims[UID_A].error, "");
+    assert!(!node.spec(UID_A).exists(), "unprepared last");
+    let checkpoint = node.dra_plugins.join(DRIVER).join("checkpoint.json");
+    let text = std::fs::read_to_string(checkpoint).unwrap();
+    assert!(!text.contains(UID_A), "{text}");
+}
+
 /// A driver socket that cannot be made at start (here a file where its
 /// directory goes) is tried again until it can: kubelet then finds the
 /// driver, without a daemon restart.

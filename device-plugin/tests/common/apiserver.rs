@@ -40,6 +40,8 @@ pub struct Server {
     pub claim_reads: Vec<String>,
     /// Every request, as method and path.
     pub requests: Vec<(String, String)>,
+    /// How long a claim read takes to be answered.
+    pub claim_delay: std::time::Duration,
 }
 
 pub type Shared = Arc<Mutex<Server>>;
@@ -213,6 +215,8 @@ async fn claim(
     State(shared): State<Shared>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
+    let delay = shared.lock().unwrap().claim_delay;
+    tokio::time::sleep(delay).await;
     let server = &mut shared.lock().unwrap();
     if let Some(failure) = failing(server) {
         return failure;

@@ -34,6 +34,10 @@ pub struct DraService {
     client: Arc<OnceCell<Client>>,
     preparer: Arc<Mutex<Preparer>>,
     pools: watch::Receiver<Option<Vec<PoolView>>>,
+    /// A turn per claim being prepared or unprepared: an Unprepare that
+    /// overtook a Prepare waiting on the API server would otherwise be
+    /// undone by it, leaving the claim's devices held for good.
+    turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl DraService {
@@ -49,6 +53,7 @@ impl DraService {
             client: Arc::default(),
             preparer: Arc::new(Mutex::new(preparer)),
             pools,
+            turns: Arc::default(),
         }
     }
 
@@ -58,7 +63,17 @@ impl DraService {
         self.preparer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The claim's turn: calls for one claim run one after the other.
+    fn turn(&self, uid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        // Turns nobody waits for or holds go.
+        turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+        turns.entry(uid.to_string()).or_default().clone()
+    }
+
     async fn prepare(&self, claim: &v1::Claim) -> v1::NodePrepareResourceResponse {
+        let turn = self.turn(&claim.uid);
+        let _turn = turn.lock().await;
         let done = self.preparer().already(&claim.uid);
         let prepared = match done {
             Some(claim) => Ok(claim),
@@ -131,31 +146,30 @@ impl DraService {
         v1::NodePrepareResourcesResponse { claims }
     }
 
-    fn unprepare_all(
+    async fn unprepare_all(
         &self,
         request: v1::NodeUnprepareResourcesRequest,
     ) -> v1::NodeUnprepareResourcesResponse {
-        let mut preparer = self.preparer();
-        let claims = request
-            .claims
-            .into_iter()
-            .map(|claim| {
-                let error = match preparer.unprepare(&claim.uid) {
-                    Ok(()) => {
-                        info!(
-                            "unprepared claim {}/{} ({})",
-                            claim.namespace, claim.name, claim.uid
-                        );
-                        String::new()
-                    }
-                    Err(e) => {
-                        warn!("unprepare claim {}: {e}", claim.uid);
-                        e
-                    }
-                };
-                (claim.uid, v1::NodeUnprepareResourceResponse { error })
-            })
-            .collect();
+        let mut claims = HashMap::new();
+        for claim in request.claims {
+            let turn = self.turn(&claim.uid);
+            let _turn = turn.lock().await;
+            let unprepared = self.preparer().unprepare(&claim.uid);
+            let error = match unprepared {
+                Ok(()) => {
+                    info!(
+                        "unprepared claim {}/{} ({})",
+                        claim.namespace, claim.name, claim.uid
+                    );
+                    String::new()
+                }
+                Err(e) => {
+                    warn!("unprepare claim {}: {e}", claim.uid);
+                    e
+                }
+            };
+            claims.insert(claim.uid, v1::NodeUnprepareResourceResponse { error });
+        }
         v1::NodeUnprepareResourcesResponse { claims }
     }
 }
@@ -189,7 +203,9 @@ impl v1::dra_plugin_server::DraPlugin for DraService {
         &self,
         request: Request<v1::NodeUnprepareResourcesRequest>,
     ) -> Result<Response<v1::NodeUnprepareResourcesResponse>, Status> {
-        Ok(Response::new(self.unprepare_all(request.into_inner())))
+        Ok(Response::new(
+            self.unprepare_all(request.into_inner()).await,
+        ))
     }
 }
 
@@ -215,7 +231,7 @@ impl v1beta1::dra_plugin_server::DraPlugin for DraService {
         request: Request<v1beta1::NodeUnprepareResourcesRequest>,
     ) -> Result<Response<v1beta1::NodeUnprepareResourcesResponse>, Status> {
         let request = convert(request.get_ref())?;
-        Ok(Response::new(convert(&self.unprepare_all(request))?))
+        Ok(Response::new(convert(&self.unprepare_all(request).await)?))
     }
 }
 
