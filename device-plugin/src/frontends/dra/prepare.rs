@@ -262,8 +262,7 @@ impl Preparer {
 /// The claims whose CDI specs are in `dir`, as far as the specs tell: the
 /// uid from the file name and each device from its CDI name. Their
 /// requests and pools are unknown (an empty resource keeps a device out
-/// of every pool), so they are never answered from here: a prepare reads
-/// them again.
+/// of every pool): they can be unprepared, not prepared again.
 fn recover(dir: &Path, node: &str) -> BTreeMap<String, PreparedClaim> {
     let mut claims = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
