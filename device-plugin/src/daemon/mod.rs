@@ -439,13 +439,12 @@ impl Daemon {
     fn route(&mut self, views: Vec<PoolView>) -> Vec<PoolView> {
         let mut device_plugin = Vec::new();
         let mut dra = Vec::new();
+        let held = self.held();
         for view in views {
             let resource = view.config.resource_name();
             let wanted = view.config.api.unwrap_or(self.default_api);
             let api = match self.apis.get(&resource) {
-                Some(&current)
-                    if current != wanted && self.held().values().any(|r| *r == resource) =>
-                {
+                Some(&current) if current != wanted && held.values().any(|r| *r == resource) => {
                     if self.deferred.insert(resource.clone()) {
                         info!("{resource}: moves to {wanted} once pods let its devices go");
                     }
