@@ -692,6 +692,32 @@ async fn an_unprepare_waits_for_the_prepare_of_its_claim() {
     assert!(!text.contains(UID_A), "{text}");
 }
 
+/// An API server that takes the claim read and never answers fails that
+/// claim after 10 s, saying so, rather than holding kubelet's call.
+#[tokio::test]
+async fn a_mute_api_server_fails_the_claim_not_the_call() {
+    let node = Node::new();
+    let shared = Shared::default();
+    let address = start(shared.clone()).await;
+    let kubeconfig = kubeconfig(node.dir.path(), address);
+    let _daemon = node.daemon(None, &kubeconfig, "devicePlugin");
+    let (_, channel) = kubelet_registers(&node.registry).await;
+    add_claim(&shared, UID_A, "a", &[("net", "0000-3b-01-0")]);
+    shared.lock().unwrap().claim_delay = Duration::from_secs(3600);
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        prepare(&channel, &[claim(UID_A, "a")]),
+    )
+    .await
+    .expect("an answer within the claim read's timeout");
+    let error = &answer.claims[UID_A].error;
+    assert!(
+        error.contains("default/a: no answer within 10 s"),
+        "{error}"
+    );
+    assert!(!node.spec(UID_A).exists());
+}
+
 /// A driver socket that cannot be made at start (here a file where its
 /// directory goes) is tried again until it can: kubelet then finds the
 /// driver, without a daemon restart.
