@@ -3,13 +3,16 @@
 # namespace tests use the real kernel in private network namespaces, and the
 # lab boots a kernel under QEMU with emulated SR-IOV NICs; the image is
 # built, loaded and run with runc as the DaemonSet runs it.
+# Each step says what it does and how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/step.sh
 
-scripts/install-deps.sh
-cargo fmt --all --check
-cargo clippy --workspace --all-targets --all-features -- -D warnings
-cargo nextest run --workspace --all-features
-python3 deploy/tests/validate.py
+step "installing what is missing (first run: a few minutes)" "" scripts/install-deps.sh
+step "cargo fmt --check" "" cargo fmt --all --check
+step "cargo clippy -D warnings" "first run about 6 min" \
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "the crates' tests (cargo nextest)" "about 4 min" cargo nextest run --workspace --all-features
+step "the manifests against Kubernetes' schemas" "" python3 deploy/tests/validate.py
 bash hw-tests/run.sh
-bash deploy/tests/image.sh
+step "the image, loaded and run with runc" "about 1 min" bash deploy/tests/image.sh

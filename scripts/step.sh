@@ -1,0 +1,37 @@
+# Sourced by the scripts that a person runs: names each long step before it
+# starts, says every minute that it is still going, and how it ended and how
+# long it took. All of it goes to stderr, so that a step's own output (the
+# demo's, a build's directory on stdout) stays as it was.
+#   step "what it does" "how long it usually takes, or empty" COMMAND...
+# COMMAND is a program or script, not a shell function: `set -e` does not
+# hold inside a function run as a condition.
+
+step_clock() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+step() {
+    local what=$1 usual=$2 start=$SECONDS ticker status
+    shift 2
+    echo "==> $what${usual:+ ($usual)}" >&2
+    # The ticker sleeps in a child it waits for: bash would act on the
+    # TERM that ends it only after a foreground sleep had run out.
+    (
+        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+        while :; do
+            sleep 60 &
+            sleeper=$!
+            wait "$sleeper"
+            kill -0 $$ 2>/dev/null || exit 0
+            echo "    ... still $what: $(step_clock $((SECONDS - start))) so far" >&2
+        done
+    ) &
+    ticker=$!
+    if "$@"; then status=0; else status=$?; fi
+    kill "$ticker" 2>/dev/null || true
+    wait "$ticker" 2>/dev/null || true
+    if [ "$status" -eq 0 ]; then
+        echo "    done in $(step_clock $((SECONDS - start)))" >&2
+    else
+        echo "==> FAILED: $what (exit $status after $(step_clock $((SECONDS - start))))" >&2
+    fi
+    return "$status"
+}
