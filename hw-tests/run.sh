@@ -45,8 +45,8 @@ step "lab: building the guest's initramfs" "a few seconds" \
     "$out/examples/fake-kubelet" "$out/examples/fake-apiserver"
 
 case $mode in
-test) usual="about 6 min under TCG on 2 cores" ;;
-demo) usual="about 40 s" ;;
+test) usual="about 3 min under TCG on 2 cores, 5 on a busy machine" ;;
+demo) usual="about 25 s" ;;
 bench) usual="about 1 min" ;;
 esac
 step "lab: booting the guest under QEMU ($mode)" "$usual" \

@@ -17,5 +17,6 @@ for _ in $(seq "$load"); do
     hogs+=($!)
 done
 echo "stall-loop: $rounds boots beside $load busy processes; LAB_SMP=${LAB_SMP:-2} LAB_IOMMU=${LAB_IOMMU:-1}" \
+    "LAB_INTREMAP=${LAB_INTREMAP:-on}" \
     "LAB_TCG_THREAD=${LAB_TCG_THREAD:-default} LAB_ONLY=${LAB_ONLY:-all}"
 LAB_ROUNDS=$rounds bash "$here/run.sh"

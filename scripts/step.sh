@@ -12,21 +12,18 @@ step() {
     local what=$1 usual=$2 start=$SECONDS ticker status
     shift 2
     echo "==> $what${usual:+ ($usual)}" >&2
-    # The ticker sleeps in a child it waits for: bash would act on the
-    # TERM that ends it only after a foreground sleep had run out.
+    # The ticker's own output goes nowhere but stderr: in `out=$(step ...)`
+    # it must not hold the capture open. It is ended with KILL, which no
+    # trap or inherited ignore delays; its last sleep, if any, writes
+    # nothing and ends within a minute.
     (
-        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-        while :; do
-            sleep 60 &
-            sleeper=$!
-            wait "$sleeper"
-            kill -0 $$ 2>/dev/null || exit 0
+        while sleep 60 2>/dev/null; do
             echo "    ... still $what: $(step_clock $((SECONDS - start))) so far" >&2
         done
-    ) &
+    ) >/dev/null &
     ticker=$!
     if "$@"; then status=0; else status=$?; fi
-    kill "$ticker" 2>/dev/null || true
+    kill -KILL "$ticker" 2>/dev/null || true
     wait "$ticker" 2>/dev/null || true
     if [ "$status" -eq 0 ]; then
         echo "    done in $(step_clock $((SECONDS - start)))" >&2

@@ -15,6 +15,6 @@ step "cargo clippy -D warnings" "first run about 6 min" \
 step "the crates' tests (cargo nextest)" "about 4 min" cargo nextest run --workspace --all-features
 step "the manifests against Kubernetes' schemas" "" python3 deploy/tests/validate.py
 bash hw-tests/run.sh
-step "the lab's watchdog: a guest hung on purpose is caught and booted again" "about 1 min" \
+step "the lab's watchdog: a guest hung on purpose is caught and booted again" "about 3 min" \
     bash hw-tests/tests/watchdog.sh
 step "the image, loaded and run with runc" "about 1 min" bash deploy/tests/image.sh
