@@ -235,7 +235,7 @@ class Boot:
         self.machine, self.number, self.marker = machine, number, marker
         self.argv = machine.command(number, only, stall)
         self.events = []  # (host seconds since start, line)
-        self.outcome = None  # "done", "stall", "crash", "timeout"
+        self.outcome = None  # "done", "failed", "stall", "timeout", "crash" or "qemu"
         self.evidence = ""
         self.running = None  # the scenario or step under way
         self.longest_silence = (0.0, "no line from the lab")  # seconds, and where
