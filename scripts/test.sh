@@ -10,11 +10,11 @@ cd "$(dirname "$0")/.."
 
 step "installing what is missing (first run: a few minutes)" "" scripts/install-deps.sh
 step "cargo fmt --check" "" cargo fmt --all --check
-step "cargo clippy -D warnings" "first run about 6 min" \
+step "cargo clippy -D warnings" "a few minutes from a cold cache" \
     cargo clippy --workspace --all-targets --all-features -- -D warnings
-step "the crates' tests (cargo nextest)" "about 4 min" cargo nextest run --workspace --all-features
+step "the crates' tests (cargo nextest)" "about 3 min from a cold cache" cargo nextest run --workspace --all-features
 step "the manifests against Kubernetes' schemas" "" python3 deploy/tests/validate.py
 bash hw-tests/run.sh
-step "the lab's watchdog: a guest hung on purpose is caught and booted again" "about 3 min" \
+step "the lab's watchdog: a guest hung on purpose is caught and booted again" "about 3.5 min" \
     bash hw-tests/tests/watchdog.sh
-step "the image, loaded and run with runc" "about 1 min" bash deploy/tests/image.sh
+step "the image, loaded and run with runc" "under a minute" bash deploy/tests/image.sh
