@@ -503,6 +503,8 @@ def main():
     selected = scenario_names(os.path.join(HERE, "guest", "scenarios"), os.environ.get("LAB_ONLY", "").split())
     if mode == "test" and not selected:
         sys.exit(f"lab: no scenario matches LAB_ONLY={os.environ.get('LAB_ONLY')!r}")
+    if stall_name and (mode != "test" or stall_name not in selected):
+        sys.exit(f"lab: LAB_STALL_TEST names {stall_name!r}, which is not a scenario this run selects")
     marker = {"test": r"lab: \d+ passed, \d+ failed, \d+ skipped$", "demo": r"demo: done$",
               "bench": r"bench: .*ADD"}[mode]
 
