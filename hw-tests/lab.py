@@ -410,7 +410,6 @@ class Boot:
         return "QEMU's own messages:\n" + text if text else "QEMU printed no message of its own"
 
 
-
 def cause(console):
     """What the guest kernel said of a stall, when it said something we
     know: a vCPU whose timer interrupt never came (QEMU's TCG on a loaded
